@@ -1,0 +1,104 @@
+"""The typer app that mounts the commands, and the program's single exception boundary.
+
+Errors we expect (`VcyclectlError`) print one line on stderr and exit with their documented
+code; click's usage errors exit 2; anything else is a bug: one line, plus the traceback with
+`-v`, exit 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vcyclectl import __version__
+from vcyclectl.commands import configcmd, drain, machines, reconcile, status
+from vcyclectl.commands.context import AppContext, check_output
+
+app = typer.Typer(
+    name="vcyclectl",
+    help="Keep fleets of worker VMs alive on OpenStack, EC2, GCE and the local simulated cloud.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vcyclectl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", "-c", envvar="VCYCLECTL_CONFIG",
+                                          help="Config file (default /etc/vcyclectl/"
+                                               "vcyclectl.yaml, plus its conf.d/*.yaml)."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir",
+                                             help="Override the config's state_dir."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Default output: table | json | tsv | names",
+                                         callback=check_output),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Global options, shared by every command."""
+    from vcyclectl import log
+
+    log.setup(verbose, quiet)
+    ctx.obj = AppContext(config_path=config, state_dir=state_dir, verbose=verbose, quiet=quiet,
+                         output=output or "table")
+
+
+app.command("reconcile")(reconcile.reconcile)
+app.command("plan")(reconcile.plan)
+app.command("list")(machines.list_machines)
+app.command("inspect")(machines.inspect)
+app.command("drain")(drain.drain)
+app.command("undrain")(drain.undrain)
+app.command("status")(status.status)
+app.add_typer(configcmd.config_app, name="config")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and turn every outcome into an exit code (SPEC's table)."""
+    import click
+
+    from vcyclectl.errors import ExitStatus, VcyclectlError
+
+    verbose = any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="vcyclectl", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("vcyclectl: interrupted", err=True)
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = ExitStatus.USAGE
+    except VcyclectlError as exc:
+        typer.echo(f"vcyclectl: {exc}", err=True)
+        code = exc.exit_status
+    except BrokenPipeError:
+        code = 0
+    except KeyboardInterrupt:
+        typer.echo("vcyclectl: interrupted", err=True)
+        code = 130
+    except Exception as exc:  # a bug: say so plainly; the traceback only with -v
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        typer.echo(f"vcyclectl: internal error: {type(exc).__name__}: {exc} "
+                   "(run with -v for the traceback; please report it)", err=True)
+        code = ExitStatus.SPACE_FAILED
+    sys.exit(int(code or 0))

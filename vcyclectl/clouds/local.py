@@ -1,0 +1,225 @@
+"""The built-in `local` cloud: a simulated tenancy kept in files under the state directory.
+
+It lets a new user see a real reconcile with no cloud account, and it is what most tests
+run against. Machines are entries in a journal (`STATE_DIR/local/SPACE/machines.jsonl`);
+what a machine is doing is a pure function of its creation time, the wall clock and
+random draws seeded by its name, so every process on every host sees the same machine the
+same way: it boots for `boot_seconds`, then either fails (`failure_probability`), finds no
+work and stops soon with "300 No more work available from task queue"
+(`no_work_probability`), or runs its job for about `job_seconds` and stops with
+"200 Intended work completed ok". Running machines heartbeat. Any call may raise a
+transient error (`api_error_probability`); a create past `processors` raises QuotaExceeded.
+
+Like a real cloud it does not trust its callers: writes take its own file lock, so several
+processes may call it at once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vcyclectl.clouds.base import CloudContext
+from vcyclectl.clouds.local_options import LocalOptions
+from vcyclectl.errors import IncompleteListing, QuotaExceeded, Transient
+from vcyclectl.jsonlog import append_lines, dumps_line, ensure_dir, read_lines, write_atomic
+from vcyclectl.model import CloudMachine, Flavor, MachineSpec, MachineState
+
+MSG_DONE = "200 Intended work completed ok"
+MSG_NO_WORK = "300 No more work available from task queue"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    id: str
+    name: str
+    space: str
+    machinetype: str
+    processors: int
+    flavor: str
+    created_at: float
+    state_id: str
+
+    def to_record(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Life:
+    """A simulated machine's whole life, decided by its seed: when it starts and stops."""
+
+    started_at: float
+    stopped_at: float
+    failed: bool
+    message: str | None
+
+
+def life_of(name: str, created_at: float, options: LocalOptions) -> Life:
+    rng = random.Random(f"{options.seed}:{name}")
+    boot_done = created_at + options.boot_seconds
+    if rng.random() < options.failure_probability:
+        return Life(boot_done, boot_done, True, None)
+    if rng.random() < options.no_work_probability:
+        return Life(boot_done, boot_done + 0.1 * options.job_seconds, False, MSG_NO_WORK)
+    return Life(boot_done, boot_done + options.job_seconds * rng.uniform(0.75, 1.25), False,
+                MSG_DONE)
+
+
+class LocalCloud:
+    """Driver for `cloud: local`."""
+
+    def __init__(self, context: CloudContext) -> None:
+        self.context = context
+        self.options: LocalOptions = context.options
+        self.folder = Path(context.state_dir) / "local" / context.space
+        self.journal = self.folder / "machines.jsonl"
+        self.lock_path = self.folder / "lock"
+        self._entries: dict[str, _Entry] = {}
+        self._offset = 0
+        self._inode: int | None = None
+        self._lines = 0
+        self._mutex = threading.Lock()
+        self._api_rng = random.Random()
+
+    # -- the contract -----------------------------------------------------------------------
+    def list_machines(self) -> list[CloudMachine]:
+        if self._api_error():
+            raise IncompleteListing("local cloud: simulated API error while listing")
+        with self._mutex:
+            self._refresh()
+            entries = list(self._entries.values())
+        now = time.time()
+        return [self._to_machine(e, now) for e in entries
+                if e.space == self.context.space and e.state_id == self.context.state_id]
+
+    def create(self, spec: MachineSpec) -> CloudMachine:
+        if self._api_error():
+            raise Transient("local cloud: simulated API error on create")
+        with self._mutex, self._file_lock():
+            self._refresh()
+            for entry in self._entries.values():
+                if entry.name == spec.name:
+                    return self._to_machine(entry, time.time())  # idempotent on the name
+            used = sum(e.processors for e in self._entries.values())
+            if used + spec.processors > self.options.processors:
+                raise QuotaExceeded(f"local cloud quota: {used} of {self.options.processors} "
+                                    f"processors in use, {spec.processors} more refused")
+            entry = _Entry(id=uuid.uuid4().hex, name=spec.name, space=spec.space,
+                           machinetype=spec.machinetype, processors=spec.processors,
+                           flavor=spec.flavor.name, created_at=time.time(),
+                           state_id=spec.state_id)
+            append_lines(self.journal, [{"put": entry.to_record()}])
+            self._offset_after_own_write()
+            self._entries[entry.id] = entry
+            return self._to_machine(entry, entry.created_at)
+
+    def delete(self, machine: CloudMachine) -> None:
+        if self._api_error():
+            raise Transient("local cloud: simulated API error on delete")
+        with self._mutex, self._file_lock():
+            self._refresh()
+            if machine.id not in self._entries:
+                return  # gone already
+            append_lines(self.journal, [{"del": machine.id}])
+            self._offset_after_own_write()
+            del self._entries[machine.id]
+            self._compact_if_large()
+
+    def flavors(self) -> list[Flavor]:
+        if self.options.flavors:
+            return [Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour)
+                    for f in self.options.flavors]
+        n = self.options.processors_per_machine
+        return [Flavor(f"local-{n}", n)]
+
+    # -- simulation -----------------------------------------------------------------------
+    def _to_machine(self, entry: _Entry, now: float) -> CloudMachine:
+        options: LocalOptions = self.context.options_for(entry.machinetype)
+        life = life_of(entry.name, entry.created_at, options)
+        started_at: float | None = None
+        stopped_at: float | None = None
+        heartbeat: float | None = None
+        message = None
+        if now < life.started_at:
+            state = MachineState.STARTING
+        elif life.failed:
+            state, stopped_at = MachineState.FAILED, life.stopped_at
+        elif now < life.stopped_at:
+            state, started_at = MachineState.RUNNING, life.started_at
+            heartbeat = now if options.heartbeat else None
+        else:
+            state, started_at, stopped_at = MachineState.STOPPED, life.started_at, life.stopped_at
+            heartbeat = life.stopped_at if options.heartbeat else None
+            message = life.message
+        return CloudMachine(
+            id=entry.id, name=entry.name, space=entry.space, machinetype=entry.machinetype,
+            state=state, processors=entry.processors, created_at=entry.created_at,
+            started_at=started_at, stopped_at=stopped_at, flavor=entry.flavor, zone="local",
+            heartbeat_at=heartbeat, shutdown_message=message, raw=entry.to_record())
+
+    def _api_error(self) -> bool:
+        p = self.options.api_error_probability
+        return p > 0 and self._api_rng.random() < p
+
+    # -- the journal ----------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Read only what was appended since the last call (or everything after a compaction)."""
+        try:
+            inode = os.stat(self.journal).st_ino
+        except FileNotFoundError:
+            self._entries, self._offset, self._inode, self._lines = {}, 0, None, 0
+            return
+        if inode != self._inode:
+            self._entries, self._offset, self._inode, self._lines = {}, 0, inode, 0
+        lines, self._offset = read_lines(self.journal, self._offset)
+        self._lines += len(lines)
+        for line in lines:
+            if "put" in line:
+                data = line["put"]
+                self._entries[data["id"]] = _Entry(**data)
+            elif "del" in line:
+                self._entries.pop(line["del"], None)
+
+    def _offset_after_own_write(self) -> None:
+        lines, self._offset = read_lines(self.journal, self._offset)
+        self._lines += len(lines)
+
+    def _compact_if_large(self) -> None:
+        if self._lines < max(2000, 3 * len(self._entries)):
+            return
+        data = b"".join(dumps_line({"put": e.to_record()}) for e in self._entries.values())
+        write_atomic(self.journal, data)
+        self._inode = os.stat(self.journal).st_ino
+        self._offset = len(data)
+        self._lines = len(self._entries)
+
+    def _file_lock(self) -> "_FileLock":
+        return _FileLock(self.lock_path)
+
+
+class _FileLock:
+    """The simulated cloud's own lock: its "API server" serialises writes from any process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: Any = None
+
+    def __enter__(self) -> "_FileLock":
+        import portalocker
+
+        ensure_dir(self.path.parent)
+        self.handle = open(self.path, "a+")
+        portalocker.lock(self.handle, portalocker.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import portalocker
+
+        portalocker.unlock(self.handle)
+        self.handle.close()

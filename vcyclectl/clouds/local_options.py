@@ -1,0 +1,39 @@
+"""The `local:` block: rules of the built-in simulated cloud (see `clouds/local.py`).
+
+Set on a space and overridable per machinetype; fractional seconds are allowed so tests
+can run a whole machine lifetime in well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LocalFlavor:
+    name: str
+    processors: int = field(metadata={"min": 1})
+    memory_mb: int | None = field(default=None, metadata={"min": 1})
+    price_per_hour: float | None = field(default=None, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """Simulated tenancy: quota, sizes, and how its machines behave over wall-clock time."""
+
+    processors: int = field(default=64, metadata={"min": 0})
+    processors_per_machine: int = field(default=1, metadata={"min": 1})
+    flavors: tuple[LocalFlavor, ...] = ()
+    boot_seconds: float = field(default=5.0, metadata={"min": 0})
+    job_seconds: float = field(default=60.0, metadata={"min": 0})
+    no_work_probability: float = field(default=0.1, metadata={"min": 0, "max": 1})
+    failure_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    api_error_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    heartbeat: bool = True
+    seed: int = 0
+
+    def problems(self) -> list[tuple[str, str]]:
+        names = [f.name for f in self.flavors]
+        if len(names) != len(set(names)):
+            return [("flavors", "flavor names must be unique")]
+        return []

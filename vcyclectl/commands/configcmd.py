@@ -1,0 +1,45 @@
+"""`config check` and `config show`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from vcyclectl.commands.context import app_context, check_output, info
+
+config_app = typer.Typer(help="Validate or print the configuration.", no_args_is_help=True)
+
+
+@config_app.command("check")
+def check(ctx: typer.Context) -> None:
+    """Validate every file, key and user_data template; exit 2 with file:line: key on error."""
+    from vcyclectl.userdata import check_all
+
+    app = app_context(ctx)
+    config = app.config()
+    templates = check_all(config)
+    machinetypes = sum(len(s.machinetypes) for s in config.spaces.values())
+    info(app, f"ok: {len(config.spaces)} spaces, {machinetypes} machinetypes, {templates} "
+              f"user_data templates, from {', '.join(config.files)}")
+
+
+@config_app.command("show")
+def show(
+    ctx: typer.Context,
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="yaml (default) | json",
+                                         callback=lambda v: v if v in (None, "yaml") else
+                                         check_output(v)),
+) -> None:
+    """The effective merged configuration, secrets redacted."""
+    import yaml
+
+    from vcyclectl.config import display
+    from vcyclectl.output import write_json
+
+    app = app_context(ctx)
+    data = display(app.config())
+    if output == "json":
+        write_json(data)
+    else:
+        typer.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), nl=False)

@@ -1,0 +1,63 @@
+"""What every command shares: global options, the loaded config, the state directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from vcyclectl.config import Config
+    from vcyclectl.state import StateDir
+
+
+@dataclass
+class AppContext:
+    config_path: Path | None = None
+    state_dir: Path | None = None
+    verbose: bool = False
+    quiet: bool = False
+    output: str = "table"
+    _config: "Config | None" = field(default=None, repr=False)
+
+    def config(self) -> "Config":
+        if self._config is None:
+            from vcyclectl import config
+
+            self._config = config.load(self.config_path, state_dir=self.state_dir)
+        return self._config
+
+    def state(self) -> "StateDir":
+        from vcyclectl.state import StateDir
+
+        return StateDir(self.config().state_dir)
+
+    def fmt(self, explicit: str | None) -> str:
+        return explicit or self.output
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, AppContext):
+        obj = AppContext()
+        ctx.find_root().obj = obj
+    return obj
+
+
+OUTPUT_HELP = "table | json | tsv | names"
+
+
+def check_output(value: str | None) -> str | None:
+    from vcyclectl.output import FORMATS
+
+    if value is not None and value not in FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    return value
+
+
+def info(ctx: AppContext, message: str) -> None:
+    """A line for people on stderr (suppressed by -q)."""
+    if not ctx.quiet:
+        typer.echo(message, err=True)

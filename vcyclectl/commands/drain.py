@@ -1,0 +1,69 @@
+"""`drain TARGET` / `undrain TARGET`: TARGET is SPACE, SPACE/MACHINETYPE or a machine name."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+from typing import Optional
+
+import typer
+
+from vcyclectl.commands.context import app_context, info
+from vcyclectl.errors import NotFound
+
+
+def _resolve(app: object, target: str) -> tuple[str, Optional[str], Optional[str]]:
+    """(space, machinetype, machine) for a target, or NotFound naming what is missing."""
+    from vcyclectl.commands.context import AppContext
+    from vcyclectl.views import find_machine
+
+    assert isinstance(app, AppContext)
+    config = app.config()
+    if "/" in target:
+        space, _, mt = target.partition("/")
+        if space not in config.spaces:
+            raise NotFound(f"drain target {target!r}: no space {space!r}")
+        if mt not in config.spaces[space].machinetypes:
+            raise NotFound(f"drain target {target!r}: space {space} has no machinetype {mt!r}")
+        return space, mt, None
+    if target in config.spaces:
+        return target, None, None
+    found_space, _, rec, _ = find_machine(config, target)
+    if rec is None:
+        raise NotFound(f"drain target {target!r}: that machine has already ended")
+    return found_space.name, None, target
+
+
+def drain(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="SPACE, SPACE/MACHINETYPE or a machine name."),
+    reason: str = typer.Option("", "--reason", "-r", help="Why; shown by status and inspect."),
+) -> None:
+    """No new machines for TARGET; its machines get a shutdown time and end after the grace."""
+    from vcyclectl.records import DrainMark
+
+    app = app_context(ctx)
+    space, mt, machine = _resolve(app, target)
+    store = app.state().space(space)
+    existing = store.drains()
+    current = (existing.machines.get(machine) if machine else
+               existing.machinetypes.get(mt) if mt else existing.space)
+    if current is not None:
+        info(app, f"{target}: already drained since {time.ctime(current.since)}")
+        return
+    mark = DrainMark(target=target, since=time.time(), reason=reason,
+                     by=f"{getpass.getuser()}@{socket.gethostname()}")
+    store.set_drain(mark, machinetype=mt, machine=machine)
+    info(app, f"{target}: drained")
+
+
+def undrain(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="SPACE, SPACE/MACHINETYPE or a machine name."),
+) -> None:
+    """Lift a drain: TARGET gets new machines again."""
+    app = app_context(ctx)
+    space, mt, machine = _resolve(app, target)
+    cleared = app.state().space(space).clear_drain(machinetype=mt, machine=machine)
+    info(app, f"{target}: {'undrained' if cleared else 'was not drained'}")

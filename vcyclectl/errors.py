@@ -1,0 +1,95 @@
+"""One small error taxonomy for the whole program.
+
+Every error a user can cause or a cloud can raise is a `VcyclectlError`; the CLI maps them
+to exit codes in one place (`cli.py`), so commands never call `sys.exit` themselves.
+Cloud errors are split by what the reconciler should do next, not by where they came from:
+retry (`Transient`), stop creating in this space (`QuotaExceeded`), or give up on the
+space for this pass (`Fatal`).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """The documented exit codes (SPEC.md)."""
+
+    OK = 0
+    SPACE_FAILED = 1
+    USAGE = 2
+    LOCK_TIMEOUT = 3
+    NOT_FOUND = 4
+
+
+class VcyclectlError(Exception):
+    """Base of every error we expect; anything else reaching the CLI is a bug."""
+
+    exit_status: ExitStatus = ExitStatus.SPACE_FAILED
+
+
+class ConfigError(VcyclectlError):
+    """Bad configuration: says which file, line and key, and what is wrong."""
+
+    exit_status = ExitStatus.USAGE
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.key = key
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        key = f"{self.key}: " if self.key else ""
+        return f"{where}{key}{self.message}"
+
+
+class UsageError(VcyclectlError):
+    """A command was called with arguments that make no sense; nothing was touched."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class NotFound(VcyclectlError):
+    """`inspect`/`drain` named something that does not exist."""
+
+    exit_status = ExitStatus.NOT_FOUND
+
+
+class LockTimeout(VcyclectlError):
+    """`--wait` ran out before another host released a space's lock."""
+
+    exit_status = ExitStatus.LOCK_TIMEOUT
+
+
+class StateError(VcyclectlError):
+    """The state directory is unreadable, of an unknown format, or otherwise unusable."""
+
+
+class CloudError(VcyclectlError):
+    """Base of everything a cloud driver raises. Messages must never contain secrets."""
+
+
+class Transient(CloudError):
+    """Worth retrying after a jittered delay: timeouts, 5xx, throttling, conflicts."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(CloudError):
+    """The tenancy refuses more machines: stop creating in this space for this pass."""
+
+
+class Fatal(CloudError):
+    """Authentication, authorisation or configuration: skip the space, exit 1."""
+
+
+class IncompleteListing(Transient):
+    """A listing that failed part way or was cut short: the space must not be acted on."""

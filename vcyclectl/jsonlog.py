@@ -1,0 +1,104 @@
+"""Append-only JSON-lines files and atomic whole-file writes on a shared filesystem.
+
+Why journals: writing one machine's record must cost O(1), and a pass must read a space's
+records fast. One file per machine makes reads O(files) in metadata round trips (slow on
+NFS); one JSON file per space makes every write a rewrite. A journal gives both: appends
+are O(1), a read is one sequential file, and `compact()` rewrites it atomically now and then.
+A torn last line (a writer killed mid-append) is ignored by readers and dropped at the next
+compaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def ensure_dir(path: Path) -> Path:
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temporary file in the same folder, fsync, rename: readers see old or new, never half."""
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_atomic(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            return json.loads(handle.read())
+    except FileNotFoundError:
+        return default
+    except ValueError:
+        return default
+
+
+def dumps_line(value: Any) -> bytes:
+    return (json.dumps(value, separators=(",", ":"), sort_keys=True) + "\n").encode()
+
+
+def append_lines(path: Path, values: Iterable[Any], *, sync: bool = True) -> None:
+    """Append whole lines in one write, so concurrent readers never see a mixed line."""
+    data = b"".join(dumps_line(v) for v in values)
+    if not data:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    try:
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_lines(path: Path, offset: int = 0) -> tuple[list[Any], int]:
+    """Parsed complete lines from `offset`, and the offset just past the last complete line."""
+    try:
+        with open(path, "rb") as handle:
+            if offset:
+                handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return [], 0
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    out: list[Any] = []
+    for raw in data[: end + 1].splitlines():
+        if not raw:
+            continue
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            continue  # a torn line from a killed writer: skip it, compaction drops it
+    return out, offset + end + 1
+
+
+def iter_lines(path: Path) -> Iterator[Any]:
+    lines, _ = read_lines(path)
+    yield from lines

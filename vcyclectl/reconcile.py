@@ -1,0 +1,430 @@
+"""One pass over one space: lock → observe → plan → apply → record.
+
+Returns a `SpaceResult` value (done / skipped because locked elsewhere / failed and why);
+the CLI turns results into exit codes in one place. Safety rules kept here:
+- no action on a partial view: a listing that fails after retries skips the space;
+- intent before act: creations are recorded before the create calls, deletions marked
+  before the delete calls, so a pass killed at any instant leaves nothing untracked;
+- cloud calls run in a bounded thread pool with jittered retries for transient errors;
+  a quota refusal stops further creation in this space for this pass;
+- one space's failure never stops the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Literal, Protocol, TypeVar
+
+from vcyclectl import log, planner
+from vcyclectl.clouds.base import Cloud, CloudContext, load_driver
+from vcyclectl.config import Config, Space, machinetype_options
+from vcyclectl.errors import (CloudError, ConfigError, Fatal, LockTimeout, QuotaExceeded,
+                              StateError, Transient, VcyclectlError)
+from vcyclectl.lock import Busy, SpaceLock, describe_holder
+from vcyclectl.model import Action, ActionKind, CloudMachine, Flavor, MachineSpec, MachineState, Plan
+from vcyclectl.names import random_names
+from vcyclectl.records import MachineRecord
+from vcyclectl.state import SpaceState, StateDir
+from vcyclectl import userdata
+
+T = TypeVar("T")
+Outcome = Literal["done", "skipped", "failed", "timeout"]
+RETRY_ATTEMPTS = 3
+
+
+class Progress(Protocol):
+    """What the CLI may pass to show a progress bar; the core never imports rich."""
+
+    def start(self, description: str, total: int) -> None: ...
+    def advance(self, amount: int = 1) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass
+class SpaceResult:
+    """What a pass over one space did; `outcome` decides the exit code."""
+
+    space: str
+    outcome: Outcome
+    reason: str = ""
+    plan: Plan | None = None
+    created: int = 0
+    deleted: int = 0
+    adopted: int = 0
+    forgotten: int = 0
+    failed_calls: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.outcome in ("skipped", "timeout"):
+            return f"{self.space}: {self.outcome}, {self.reason}"
+        if self.outcome == "failed" and self.plan is None:
+            return f"{self.space}: FAILED, {self.reason}"
+        text = (f"{self.space}: created {self.created}, deleted {self.deleted}, adopted "
+                f"{self.adopted}, forgot {self.forgotten} in {self.seconds:.1f}s")
+        if self.outcome == "failed":
+            text += f"; FAILED: {self.reason}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"space": self.space, "outcome": self.outcome, "reason": self.reason,
+                "created": self.created, "deleted": self.deleted, "adopted": self.adopted,
+                "forgotten": self.forgotten, "failed_calls": self.failed_calls,
+                "seconds": round(self.seconds, 3), "errors": self.errors,
+                "plan": self.plan.to_json() if self.plan else None}
+
+
+def with_retries(call: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPTS) -> T:
+    """Retry `Transient` errors with jittered exponential backoff (tenacity)."""
+    from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt,
+                          wait_random_exponential)
+
+    for attempt in Retrying(retry=retry_if_exception_type(Transient),
+                            stop=stop_after_attempt(attempts),
+                            wait=wait_random_exponential(multiplier=0.2, max=3.0),
+                            reraise=True):
+        with attempt:
+            if attempt.retry_state.attempt_number > 1:
+                log.debug("retrying", call=what, attempt=attempt.retry_state.attempt_number)
+            return call()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def build_cloud(config: Config, space: Space, state_id: str) -> Cloud:
+    context = CloudContext(space=space.name, state_id=state_id, state_dir=config.state_dir,
+                           options=space.cloud_options,
+                           machinetype_options=machinetype_options(space))
+    return load_driver(context, space.cloud)
+
+
+@dataclass
+class Observed:
+    machines: list[CloudMachine]
+    flavors: list[Flavor]
+    observation: planner.Observation
+
+
+def observe(space: Space, cloud: Cloud, store: SpaceState) -> Observed:
+    """List the cloud (all pages, retried) and read the state directory."""
+    machines = with_retries(cloud.list_machines, "list")
+    flavors = with_retries(cloud.flavors, "flavors")
+    records = store.records()
+    heartbeat_files = {name: mt.heartbeat_name
+                       for name, mt in ((r.name, space.machinetypes.get(r.machinetype))
+                                        for r in records.values()) if mt is not None}
+    observation = planner.Observation(
+        machines=machines, records=records, reports=store.reports(heartbeat_files),
+        drains=store.drains(), backoff=store.backoff(), flavors=flavors)
+    return Observed(machines, flavors, observation)
+
+
+class Pass:
+    """Everything one pass over one space needs, and the code that applies its plan."""
+
+    def __init__(self, config: Config, space: Space, state_id: str, *,
+                 cloud: Cloud | None = None, progress: Progress | None = None,
+                 names: planner.NameSource | None = None, now: Callable[[], float] = time.time):
+        self.config = config
+        self.space = space
+        self.state_id = state_id
+        self.store = StateDir(config.state_dir).space(space.name)
+        self._cloud = cloud
+        self.progress = progress or NoProgress()
+        self.names = names or random_names(space.slug)
+        self.now = now
+        self.events: list[dict[str, Any]] = []
+        self._events_lock = threading.Lock()
+
+    @property
+    def cloud(self) -> Cloud:
+        if self._cloud is None:
+            self._cloud = build_cloud(self.config, self.space, self.state_id)
+        return self._cloud
+
+    def plan(self) -> tuple[Plan, Observed]:
+        observed = observe(self.space, self.cloud, self.store)
+        return planner.plan(self.space, observed.observation, self.now(), self.names), observed
+
+    # -- apply -------------------------------------------------------------------------
+    def apply(self, plan: Plan, observed: Observed, result: SpaceResult) -> None:
+        records = dict(observed.observation.records)
+        now = self.now()
+        self._apply_bookkeeping(plan, records, now, result)
+        self.store.record_aborts(plan.aborts, {a.machinetype: a.message or "" for a in
+                                               plan.actions if a.abort})
+        self._apply_deletes(plan.deletes, records, now, result)
+        self._apply_creates(plan.creates, records, result)
+        self.store.add_events(self.events)
+        self.store.compact(records)
+
+    def _event(self, action: str, name: str, machinetype: str, **extra: Any) -> None:
+        entry = {"t": round(self.now(), 3), "pass": log.PASS_ID, "event": action, "machine": name,
+                 "machinetype": machinetype}
+        entry.update({k: v for k, v in extra.items() if v is not None})
+        with self._events_lock:
+            self.events.append(entry)
+
+    def _apply_bookkeeping(self, plan: Plan, records: dict[str, MachineRecord], now: float,
+                           result: SpaceResult) -> None:
+        puts: list[MachineRecord] = []
+        dels: list[str] = []
+        finished: list[dict[str, Any]] = []
+        for action in plan.actions:
+            if action.kind is ActionKind.ADOPT:
+                rec = MachineRecord.from_record(action.changes)
+                records[rec.name] = rec
+                puts.append(rec)
+                result.adopted += 1
+                self._event("adopt", action.name, action.machinetype, reason=action.reason)
+            elif action.kind is ActionKind.UPDATE and action.name in records:
+                rec = records[action.name].with_changes(**action.changes)
+                records[rec.name] = rec
+                puts.append(rec)
+            elif action.kind is ActionKind.FORGET:
+                old = records.pop(action.name, None)
+                dels.append(action.name)
+                result.forgotten += 1
+                if old is not None and not old.finished:
+                    finished.append(finished_entry(old, now, action))
+                self._event("forget", action.name, action.machinetype, reason=action.reason,
+                            message=action.message, abort=action.abort or None,
+                            preempted=action.preempted or None)
+        self.store.put_records(puts)
+        self.store.delete_records(dels)
+        self.store.add_finished(finished)
+
+    def _apply_deletes(self, deletes: list[Action], records: dict[str, MachineRecord], now: float,
+                       result: SpaceResult) -> None:
+        if not deletes:
+            return
+        marked: list[MachineRecord] = []
+        finished: list[dict[str, Any]] = []
+        for action in deletes:
+            rec = records.get(action.name)
+            if rec is None:
+                continue
+            if not rec.finished:
+                finished.append(finished_entry(rec, now, action))
+            rec = rec.with_changes(deleting_at=rec.deleting_at or now,
+                                   message=rec.message or action.message, finished=True)
+            records[rec.name] = rec
+            marked.append(rec)
+        self.store.put_records(marked)  # marked before the delete calls: intent before act
+        self.store.add_finished(finished)
+        self.progress.start(f"{self.space.name}: deleting", len(deletes))
+
+        def delete_one(action: Action) -> None:
+            assert action.machine is not None
+            machine = action.machine
+            try:
+                with_retries(lambda: self.cloud.delete(machine), "delete")
+                result.deleted += 1
+                self._event("delete", action.name, action.machinetype, reason=action.reason,
+                            message=action.message, abort=action.abort or None,
+                            preempted=action.preempted or None)
+            except CloudError as exc:
+                result.failed_calls += 1
+                result.errors.append(f"delete {action.name}: {exc}")
+                self._event("delete-failed", action.name, action.machinetype, error=str(exc))
+                log.warning("delete failed", space=self.space.name, machine=action.name,
+                            error=str(exc))
+            finally:
+                self.progress.advance()
+
+        self._run_pool(delete_one, deletes)
+        self.progress.finish()
+
+    def _apply_creates(self, creates: list[Action], records: dict[str, MachineRecord],
+                       result: SpaceResult) -> None:
+        if not creates:
+            return
+        templates: dict[str, userdata.Template | None] = {}
+        runnable: list[tuple[Action, MachineSpec]] = []
+        for action in creates:
+            mt = self.space.machinetypes[action.machinetype]
+            if mt.name not in templates:
+                try:
+                    templates[mt.name] = userdata.load_template(self.space, mt)
+                except ConfigError as exc:
+                    templates[mt.name] = None
+                    result.errors.append(str(exc))
+                    result.outcome, result.reason = "failed", f"user_data: {exc}"
+                    log.warning("user_data broken, not creating", space=self.space.name,
+                                machinetype=mt.name, error=str(exc))
+                    templates[mt.name + "/broken"] = None
+            if mt.name + "/broken" in templates:
+                continue
+            assert action.flavor is not None
+            spec = MachineSpec(
+                name=action.name, space=self.space.name, machinetype=mt.name,
+                flavor=action.flavor, image=mt.image, state_id=self.state_id,
+                user_data=userdata.render(templates[mt.name], config=self.config,
+                                          space=self.space, mt=mt, machine=action.name,
+                                          token=self.machine_token(action.name)))
+            runnable.append((action, spec))
+        now = self.now()
+        intents = [MachineRecord(
+            name=spec.name, space=spec.space, machinetype=spec.machinetype,
+            state=MachineState.CREATING, processors=spec.processors, created_at=now,
+            flavor=spec.flavor.name, hs06=spec.processors *
+            self.space.machinetypes[spec.machinetype].hs06_per_processor,
+            price_per_hour=spec.flavor.price_per_hour, spot=spec.flavor.spot)
+            for _, spec in runnable]
+        self.store.put_records(intents)  # intent before act
+        for rec in intents:
+            records[rec.name] = rec
+        stop = threading.Event()
+        refused: list[str] = []
+        created: list[MachineRecord] = []
+        lock = threading.Lock()
+        self.progress.start(f"{self.space.name}: creating", len(runnable))
+
+        def create_one(item: tuple[Action, MachineSpec]) -> None:
+            action, spec = item
+            try:
+                if stop.is_set():
+                    with lock:
+                        refused.append(spec.name)
+                    return
+                try:
+                    machine = with_retries(lambda: self.cloud.create(spec), "create")
+                except (QuotaExceeded, Fatal) as exc:
+                    stop.set()
+                    with lock:
+                        refused.append(spec.name)
+                        result.failed_calls += 1
+                        result.errors.append(f"create {spec.name}: {exc}")
+                        if isinstance(exc, Fatal):
+                            result.outcome, result.reason = "failed", str(exc)
+                    self._event("create-refused", spec.name, spec.machinetype, error=str(exc))
+                    log.warning("create refused", space=self.space.name, machine=spec.name,
+                                error=str(exc))
+                    return
+                except CloudError as exc:
+                    # Maybe created, maybe not: keep the intent; the next listing decides.
+                    with lock:
+                        result.failed_calls += 1
+                        result.errors.append(f"create {spec.name}: {exc}")
+                    self._event("create-failed", spec.name, spec.machinetype, error=str(exc))
+                    log.warning("create failed", space=self.space.name, machine=spec.name,
+                                error=str(exc))
+                    return
+                with lock:
+                    result.created += 1
+                    created.append(records[spec.name].with_changes(
+                        cloud_id=machine.id, state=machine.state.value if machine.state
+                        is not MachineState.GONE else "creating", zone=machine.zone))
+                self._event("create", spec.name, spec.machinetype, reason=action.reason,
+                            flavor=spec.flavor.name, processors=spec.processors)
+            finally:
+                self.progress.advance()
+
+        self._run_pool(create_one, runnable)
+        self.progress.finish()
+        for rec in created:
+            records[rec.name] = rec
+        for name in refused:
+            records.pop(name, None)
+        self.store.put_records(created)
+        self.store.delete_records(refused)  # a definite refusal made no VM
+
+    def machine_token(self, name: str) -> str:
+        """The per-machine feedback token (`##user_data_machine_token##`)."""
+        try:
+            from vcyclectl.tokens import machine_token
+        except ImportError:
+            return ""
+        return machine_token(self.config.state_dir, name)
+
+    def _run_pool(self, work: Callable[[T], None], items: Iterable[T]) -> None:
+        items = list(items)
+        if len(items) <= 1 or self.space.concurrency == 1:
+            for item in items:
+                work(item)
+            return
+        with ThreadPoolExecutor(max_workers=min(self.space.concurrency, len(items)),
+                                thread_name_prefix=f"vcyclectl-{self.space.slug}") as pool:
+            for future in [pool.submit(work, item) for item in items]:
+                future.result()
+
+
+def finished_entry(rec: MachineRecord, now: float, action: Action) -> dict[str, Any]:
+    """An accounting line for a machine that ended: times, processors, hs06, message."""
+    machine = action.machine
+    stopped = (machine.stopped_at if machine and machine.stopped_at else None) or now
+    started = rec.started_at or (machine.started_at if machine else None)
+    seconds = max(0.0, stopped - started) if started else 0.0
+    return {
+        "name": rec.name, "space": rec.space, "machinetype": rec.machinetype,
+        "processors": rec.processors, "hs06": rec.hs06, "flavor": rec.flavor,
+        "created_at": rec.created_at, "started_at": started, "stopped_at": stopped,
+        "finished_at": now, "cpu_seconds": round(seconds * rec.processors, 3),
+        "hs06_seconds": round(seconds * rec.hs06, 3),
+        "message": action.message, "reason": action.reason, "abort": action.abort,
+        "preempted": action.preempted, "spot": rec.spot, "price_per_hour": rec.price_per_hour,
+        "cloud_id": rec.cloud_id,
+    }
+
+
+def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float | None = None,
+                    dry_run: bool = False, progress: Progress | None = None,
+                    cloud: Cloud | None = None) -> SpaceResult:
+    """One pass over one space, never raising for cloud or state trouble."""
+    started = time.monotonic()
+    store = StateDir(config.state_dir).space(space.name)
+    result = SpaceResult(space.name, "done")
+    lock = SpaceLock(store.path, log.PASS_ID)
+    try:
+        store.ensure()
+        if not dry_run:
+            try:
+                lock.acquire(wait)
+            except Busy:
+                result.outcome = "skipped"
+                result.reason = f"locked by {describe_holder(lock.holder())}"
+                return result
+        run = Pass(config, space, state_id, cloud=cloud, progress=progress)
+        try:
+            plan, observed = run.plan()
+        except CloudError as exc:
+            result.outcome, result.reason = "failed", f"listing failed, nothing done: {exc}"
+            return result
+        result.plan = plan
+        if not dry_run:
+            run.apply(plan, observed, result)
+            store.write_last_pass({
+                "pass_id": log.PASS_ID, "finished_at": time.time(), "outcome": result.outcome,
+                "created": result.created, "deleted": result.deleted, "adopted": result.adopted,
+                "forgotten": result.forgotten, "failed_calls": result.failed_calls,
+                "seconds": round(time.monotonic() - started, 3), "notes": list(plan.notes),
+                "host": __import__("socket").gethostname()})
+        return result
+    except LockTimeout as exc:
+        result.outcome, result.reason = "timeout", str(exc)
+        return result
+    except (StateError, ConfigError, CloudError, OSError) as exc:
+        result.outcome, result.reason = "failed", str(exc)
+        return result
+    except VcyclectlError as exc:
+        result.outcome, result.reason = "failed", str(exc)
+        return result
+    finally:
+        lock.release()
+        result.seconds = time.monotonic() - started
+        log.info("space done", space=space.name, outcome=result.outcome,
+                 created=result.created, deleted=result.deleted, seconds=f"{result.seconds:.2f}")

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from vcyclectl import __version__
-from vcyclectl.commands import configcmd, drain, machines, reconcile, status
+from vcyclectl.commands import configcmd, drain, machines, reconcile, serve, status
 from vcyclectl.commands.context import AppContext, check_output
 
 app = typer.Typer(
@@ -64,12 +64,25 @@ app.command("inspect")(machines.inspect)
 app.command("drain")(drain.drain)
 app.command("undrain")(drain.undrain)
 app.command("status")(status.status)
+app.command("serve")(serve.serve)
 app.add_typer(configcmd.config_app, name="config")
+
+
+def _click_module():  # type: ignore[no-untyped-def]
+    """The click that typer runs on: recent typer vendors its own copy as `typer._click`."""
+    try:
+        from typer import _click  # type: ignore[attr-defined]
+
+        return _click
+    except ImportError:
+        import click
+
+        return click
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and turn every outcome into an exit code (SPEC's table)."""
-    import click
+    click = _click_module()
 
     from vcyclectl.errors import ExitStatus, VcyclectlError
 
@@ -77,9 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="vcyclectl", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("vcyclectl: interrupted", err=True)
         code = 130
     except click.ClickException as exc:

@@ -95,6 +95,7 @@ class Space:
     max_deletes_per_pass: int = field(default=100, metadata={"min": 0})
     concurrency: int = field(default=16, metadata={"min": 1, "max": 256})
     create_timeout_seconds: float = field(default=900.0, metadata={"min": 0})
+    intent_timeout_seconds: float = field(default=120.0, metadata={"min": 0})
     machinetypes: dict[str, Machinetype] = field(default_factory=dict)
     cloud_options: Any = field(default=None, compare=False)
     origin: Origin | None = field(default=None, compare=False)
@@ -112,6 +113,7 @@ class Config:
     state_dir: Path
     spaces: dict[str, Space]
     feedback_url: str | None = None
+    joboutputs_keep_seconds: float = 86400.0
     files: tuple[str, ...] = ()
 
     def select(self, names: list[str] | None) -> list[Space]:
@@ -132,6 +134,7 @@ class _TopLevel:
     state_dir: str = field(default="/var/lib/vcyclectl", metadata={"path": True})
     feedback_url: str | None = field(default=None, metadata={
         "pattern": r"https?://[^\s]+", "pattern_doc": "an http:// or https:// URL"})
+    joboutputs_keep_seconds: float = field(default=86400.0, metadata={"min": 0})
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class _SpaceSettings:
     max_deletes_per_pass: int = field(default=100, metadata={"min": 0})
     concurrency: int = field(default=16, metadata={"min": 1, "max": 256})
     create_timeout_seconds: float = field(default=900.0, metadata={"min": 0})
+    intent_timeout_seconds: float = field(default=120.0, metadata={"min": 0})
 
 
 _MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options"}
@@ -185,12 +189,30 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
                               file=spaces_node.where(name).file, line=spaces_node.where(name).line,
                               key=f"spaces.{name}")
         spaces[name] = _space(name, node, defaults)
+    if top.feedback_url is None:
+        _require_feedback_url(spaces, spaces_node)
     return Config(
         state_dir=state_dir if state_dir is not None else Path(top.state_dir),
         spaces=spaces,
         feedback_url=top.feedback_url,
+        joboutputs_keep_seconds=top.joboutputs_keep_seconds,
         files=files,
     )
+
+
+def _require_feedback_url(spaces: dict[str, Space], spaces_node: Located) -> None:
+    """On a real cloud a VM's heartbeat can only reach us through `vcyclectl serve`."""
+    for name, space in spaces.items():
+        if space.cloud == "local":
+            continue
+        for mt in space.machinetypes.values():
+            if mt.heartbeat_checked:
+                where = spaces_node.where(name)
+                raise ConfigError(
+                    f"machinetype {mt.name} checks heartbeats on a {space.cloud} space, which "
+                    "needs feedback_url (the public URL of `vcyclectl serve`) at the top level",
+                    file=where.file, line=where.line,
+                    key=f"spaces.{name}.machinetypes.{mt.name}.heartbeat_seconds")
 
 
 def _mapping(parent: Located, key: str, dotted: str) -> Located:
@@ -252,6 +274,7 @@ def _space(name: str, node: Located, top_defaults: Located) -> Space:
         max_deletes_per_pass=settings.max_deletes_per_pass,
         concurrency=settings.concurrency,
         create_timeout_seconds=settings.create_timeout_seconds,
+        intent_timeout_seconds=settings.intent_timeout_seconds,
         machinetypes=machinetypes,
         cloud_options=cloud_options,
         origin=node.origin,
@@ -310,6 +333,7 @@ def display(config: Config) -> dict[str, Any]:
     result: dict[str, Any] = {"state_dir": str(config.state_dir)}
     if config.feedback_url:
         result["feedback_url"] = config.feedback_url
+    result["joboutputs_keep_seconds"] = config.joboutputs_keep_seconds
     result["spaces"] = spaces
     return result
 

@@ -67,8 +67,11 @@ def append_lines(path: Path, values: Iterable[Any], *, sync: bool = True) -> Non
     data = b"".join(dumps_line(v) for v in values)
     if not data:
         return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data  # a killed writer left a torn line: never glue onto it
         os.write(fd, data)
         if sync:
             os.fsync(fd)
@@ -80,11 +83,16 @@ def read_lines(path: Path, offset: int = 0) -> tuple[list[Any], int]:
     """Parsed complete lines from `offset`, and the offset just past the last complete line."""
     try:
         with open(path, "rb") as handle:
-            if offset:
-                handle.seek(offset)
-            data = handle.read()
+            return read_handle_lines(handle, offset)
     except FileNotFoundError:
         return [], 0
+
+
+def read_handle_lines(handle: Any, offset: int = 0) -> tuple[list[Any], int]:
+    """`read_lines` on an open file, so a caller can tie the offset to that file's inode."""
+    if offset:
+        handle.seek(offset)
+    data = handle.read()
     end = data.rfind(b"\n")
     if end < 0:
         return [], offset

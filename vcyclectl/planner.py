@@ -70,7 +70,13 @@ def is_abort(message: str | None, lived: float | None, fizzle_seconds: float) ->
 
 @dataclass
 class _Seen:
-    """One machine as the planner reasons about it: cloud view merged with the record."""
+    """One machine as the planner reasons about it: cloud view merged with the record.
+
+    Every machine on the cloud counts against the limits, in any state (SPEC), until its
+    deletion is confirmed; `leaving` marks one this plan deletes, which the plan assumes
+    gone for display, while `pending_delete` (asked earlier, or the cloud is deleting it)
+    keeps counting until the cloud stops listing it.
+    """
 
     name: str
     machinetype: str
@@ -82,15 +88,21 @@ class _Seen:
     record: MachineRecord | None
     report: Report | None
     hs06_per_processor: float = 1.0
-    leaving: bool = False   # decided to delete this pass, or already being deleted
+    pending_delete: bool = False
+    leaving: bool = False
 
     @property
-    def live(self) -> bool:
-        return not self.leaving and self.state.is_live
+    def counts(self) -> bool:
+        return self.pending_delete or not self.leaving
 
     @property
     def starting(self) -> bool:
-        return self.live and self.state in (MachineState.CREATING, MachineState.STARTING)
+        return self.counts and self.state in (MachineState.CREATING, MachineState.STARTING)
+
+    @property
+    def trimmable(self) -> bool:
+        """May be ended to get under a lowered limit: present, counted, not already going."""
+        return self.machine is not None and not self.leaving and not self.pending_delete
 
 
 class _Planner:
@@ -129,11 +141,21 @@ class _Planner:
         for name, record in self.obs.records.items():
             if name in on_cloud:
                 continue
-            if record.state is MachineState.CREATING and record.deleting_at is None and \
-                    self.now - record.created_at < self.space.create_timeout_seconds:
-                self.seen.append(self._seen(None, record))  # intent in flight: counts
+            if self.intent_in_flight(record):
+                self.seen.append(self._seen(None, record))  # counts until it shows or expires
             else:
                 self.forget(record, None, "no longer on the cloud")
+
+    def intent_in_flight(self, record: MachineRecord) -> bool:
+        """A create the cloud does not list yet. Confirmed ones (with a cloud id) wait out
+        listing lag up to `create_timeout_seconds`; unconfirmed ones (the creating pass died
+        or the call's outcome was lost) only `intent_timeout_seconds`, after which a VM
+        that does turn up is adopted."""
+        if record.state is not MachineState.CREATING or record.deleting_at is not None:
+            return False
+        timeout = (self.space.create_timeout_seconds if record.cloud_id
+                   else self.space.intent_timeout_seconds)
+        return self.now - record.created_at < timeout
 
     def _seen(self, m: CloudMachine | None, record: MachineRecord) -> _Seen:
         mt = self.space.machinetypes.get(record.machinetype)
@@ -147,7 +169,8 @@ class _Planner:
             created_at=created, started_at=started, machine=m, record=record,
             report=self.obs.reports.get(record.name),
             hs06_per_processor=mt.hs06_per_processor if mt else 1.0,
-            leaving=(m is not None and m.state is MachineState.DELETING),
+            pending_delete=record.deleting_at is not None or
+            (m is not None and m.state is MachineState.DELETING),
         )
 
     def adopt(self, m: CloudMachine) -> MachineRecord:
@@ -206,7 +229,7 @@ class _Planner:
     # -- per-machine decisions ---------------------------------------------------------
     def decide_machines(self) -> None:
         for s in self.seen:
-            if s.machine is None or s.leaving:
+            if s.machine is None or s.machine.state is MachineState.DELETING:
                 continue
             if s.record is not None and s.record.deleting_at is not None:
                 self.delete(s, _ENDED, "deletion asked in an earlier pass, still on the cloud",
@@ -284,32 +307,32 @@ class _Planner:
 
     # -- limits -------------------------------------------------------------------------
     def enforce_limits(self) -> None:
-        """Delete newest first where a limit was lowered below what runs now."""
+        """Delete newest first where a limit was lowered below what exists now."""
         by_type: dict[str, list[_Seen]] = {}
         for s in self.seen:
-            if s.live and s.machine is not None:
+            if s.counts:
                 by_type.setdefault(s.machinetype, []).append(s)
         for name, machines in sorted(by_type.items()):
             mt = self.space.machinetypes.get(name)
             limit = 0 if mt is None else mt.processors_limit
             if limit is None:
                 continue
-            used = sum(s.processors for s in self.seen if s.live and s.machinetype == name)
+            used = sum(s.processors for s in machines if s.counts)
             why = ("machinetype no longer configured" if mt is None
                    else f"over lowered processors_limit of {name} ({used} > {limit})")
             self._trim(machines, used - limit, why)
-        used = sum(s.processors for s in self.seen if s.live)
+        used = sum(s.processors for s in self.seen if s.counts)
         excess = used - self.space.processors_limit
         if excess > 0:
-            live = [s for s in self.seen if s.live and s.machine is not None]
-            self._trim(live, excess, f"over lowered space processors_limit ({used} > "
-                                     f"{self.space.processors_limit})")
+            self._trim([s for s in self.seen if s.counts], excess,
+                       f"over lowered space processors_limit ({used} > "
+                       f"{self.space.processors_limit})")
 
     def _trim(self, machines: list[_Seen], excess: int, why: str) -> None:
         for s in sorted(machines, key=lambda s: (-s.created_at, s.name)):
             if excess <= 0:
                 return
-            if s.leaving:
+            if not s.trimmable:
                 continue
             excess -= s.processors
             self.delete(s, _OVER_LIMIT, why, MSG_OVER_LIMIT)
@@ -324,14 +347,14 @@ class _Planner:
                               f"max_deletes_per_pass; the rest wait for the next pass")
             names = {d[2].name for d in cut}
             for s in self.seen:
-                if s.name in names and not s.state.is_ended:
-                    s.leaving = False  # still counts against limits until deleted
+                if s.name in names:
+                    s.leaving = False  # still there: counts against limits until deleted
         self.actions.extend(d[2] for d in kept)
 
     # -- creation -------------------------------------------------------------------------
     def create(self) -> None:
         space = self.space
-        live = [s for s in self.seen if s.live]
+        live = [s for s in self.seen if s.counts]
         used = sum(s.processors for s in live)
         starting = sum(s.processors for s in live if s.starting)
         free = space.processors_limit - used

@@ -167,10 +167,30 @@ class Pass:
         self._apply_bookkeeping(plan, records, now, result)
         self.store.record_aborts(plan.aborts, {a.machinetype: a.message or "" for a in
                                                plan.actions if a.abort})
-        self._apply_deletes(plan.deletes, records, now, result)
-        self._apply_creates(plan.creates, records, result)
+        confirmed = self._apply_deletes(plan.deletes, records, now, result)
+        creates = plan.creates
+        if plan.deletes:
+            creates = self._replan_creates(plan, observed, records, confirmed)
+        self._apply_creates(creates, records, result)
         self.store.add_events(self.events)
         self.store.compact(records)
+        from vcyclectl.serve import cleanup_outputs  # joboutputs of long-ended machines go
+
+        cleanup_outputs(self.store, records, now,
+                        self.config.joboutputs_keep_seconds)
+
+    def _replan_creates(self, plan: Plan, observed: Observed, records: dict[str, MachineRecord],
+                        confirmed: set[str]) -> list[Action]:
+        """Creations once deletions are done: only capacity the cloud has confirmed free is
+        reused, so a delete that failed never lets the space overshoot its limits."""
+        backoff = dict(observed.observation.backoff)
+        for mt, when in plan.aborts.items():
+            backoff[mt] = max(backoff.get(mt, when), when)
+        observation = planner.Observation(
+            machines=[m for m in observed.machines if m.name not in confirmed],
+            records=dict(records), reports=observed.observation.reports,
+            drains=observed.observation.drains, backoff=backoff, flavors=observed.flavors)
+        return planner.plan(self.space, observation, self.now(), self.names).creates
 
     def _event(self, action: str, name: str, machinetype: str, **extra: Any) -> None:
         entry = {"t": round(self.now(), 3), "pass": log.PASS_ID, "event": action, "machine": name,
@@ -209,9 +229,11 @@ class Pass:
         self.store.add_finished(finished)
 
     def _apply_deletes(self, deletes: list[Action], records: dict[str, MachineRecord], now: float,
-                       result: SpaceResult) -> None:
+                       result: SpaceResult) -> set[str]:
+        """Mark, then delete; the names whose deletion the cloud confirmed."""
+        confirmed: set[str] = set()
         if not deletes:
-            return
+            return confirmed
         marked: list[MachineRecord] = []
         finished: list[dict[str, Any]] = []
         for action in deletes:
@@ -233,7 +255,9 @@ class Pass:
             machine = action.machine
             try:
                 with_retries(lambda: self.cloud.delete(machine), "delete")
-                result.deleted += 1
+                with self._events_lock:
+                    confirmed.add(action.name)
+                    result.deleted += 1
                 self._event("delete", action.name, action.machinetype, reason=action.reason,
                             message=action.message, abort=action.abort or None,
                             preempted=action.preempted or None)
@@ -248,6 +272,7 @@ class Pass:
 
         self._run_pool(delete_one, deletes)
         self.progress.finish()
+        return confirmed
 
     def _apply_creates(self, creates: list[Action], records: dict[str, MachineRecord],
                        result: SpaceResult) -> None:
@@ -422,6 +447,14 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
         return result
     except VcyclectlError as exc:
         result.outcome, result.reason = "failed", str(exc)
+        return result
+    except Exception as exc:  # a bug: fail this space only, the others still get their pass
+        import traceback
+
+        log.warning("internal error", space=space.name, error=f"{type(exc).__name__}: {exc}")
+        log.debug("traceback", trace=traceback.format_exc())
+        result.outcome = "failed"
+        result.reason = f"internal error: {type(exc).__name__}: {exc} (please report it)"
         return result
     finally:
         lock.release()

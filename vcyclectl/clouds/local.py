@@ -10,12 +10,22 @@ work and stops soon with "300 No more work available from task queue"
 "200 Intended work completed ok". Running machines heartbeat. Any call may raise a
 transient error (`api_error_probability`); a create past `processors` raises QuotaExceeded.
 
+Reports: by default the driver hands each machine's heartbeat and shutdown message to the
+reconciler in `CloudMachine`. With `report_url` set it does not; instead, whenever the
+cloud is listed, each simulated VM calls home as a real one would: a running VM PUTs
+`joboutputs/heartbeat`, a stopped one PUTs `joboutputs/shutdown_message`, to `vcyclectl
+serve` at that URL with its bearer token. The listing is the simulation's only clock tick
+(nothing runs between passes), so reporting there gives the reconciler exactly what real
+VMs heartbeating every pass would, over the real HTTP path. The token is the one the VM's
+user_data carried (`##user_data_machine_token##`): the same HMAC of its name.
+
 Like a real cloud it does not trust its callers: writes take its own file lock, so several
 processes may call it at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -23,12 +33,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from vcyclectl.clouds.base import CloudContext
 from vcyclectl.clouds.local_options import LocalOptions
 from vcyclectl.errors import IncompleteListing, QuotaExceeded, Transient
-from vcyclectl.jsonlog import append_lines, dumps_line, ensure_dir, read_lines, write_atomic
+from vcyclectl.jsonlog import (append_lines, dumps_line, ensure_dir, read_handle_lines,
+                               write_atomic)
 from vcyclectl.model import CloudMachine, Flavor, MachineSpec, MachineState
 
 MSG_DONE = "200 Intended work completed ok"
@@ -95,8 +106,22 @@ class LocalCloud:
             self._refresh()
             entries = list(self._entries.values())
         now = time.time()
-        return [self._to_machine(e, now) for e in entries
-                if e.space == self.context.space and e.state_id == self.context.state_id]
+        machines = [self._to_machine(e, now) for e in entries
+                    if e.space == self.context.space and e.state_id == self.context.state_id]
+        reporting = [m for m in machines if self._report_url(m.machinetype)]
+        if reporting:
+            _report_over_http(reporting, self._report_url, Path(self.context.state_dir), now)
+        return [self._reports_hidden(m) for m in machines]
+
+    def _report_url(self, machinetype: str) -> str | None:
+        url: str | None = self.context.options_for(machinetype).report_url
+        return url
+
+    def _reports_hidden(self, machine: CloudMachine) -> CloudMachine:
+        """With `report_url`, what a VM says reaches the reconciler only through `serve`."""
+        if not self._report_url(machine.machinetype):
+            return machine
+        return dataclasses.replace(machine, heartbeat_at=None, shutdown_message=None)
 
     def create(self, spec: MachineSpec) -> CloudMachine:
         if self._api_error():
@@ -105,7 +130,8 @@ class LocalCloud:
             self._refresh()
             for entry in self._entries.values():
                 if entry.name == spec.name:
-                    return self._to_machine(entry, time.time())  # idempotent on the name
+                    # idempotent on the name
+                    return self._reports_hidden(self._to_machine(entry, time.time()))
             used = sum(e.processors for e in self._entries.values())
             if used + spec.processors > self.options.processors:
                 raise QuotaExceeded(f"local cloud quota: {used} of {self.options.processors} "
@@ -117,7 +143,7 @@ class LocalCloud:
             append_lines(self.journal, [{"put": entry.to_record()}])
             self._offset_after_own_write()
             self._entries[entry.id] = entry
-            return self._to_machine(entry, entry.created_at)
+            return self._reports_hidden(self._to_machine(entry, entry.created_at))
 
     def delete(self, machine: CloudMachine) -> None:
         if self._api_error():
@@ -128,7 +154,7 @@ class LocalCloud:
                 return  # gone already
             append_lines(self.journal, [{"del": machine.id}])
             self._offset_after_own_write()
-            del self._entries[machine.id]
+            self._entries.pop(machine.id, None)
             self._compact_if_large()
 
     def flavors(self) -> list[Flavor]:
@@ -169,15 +195,22 @@ class LocalCloud:
 
     # -- the journal ----------------------------------------------------------------------
     def _refresh(self) -> None:
-        """Read only what was appended since the last call (or everything after a compaction)."""
+        """Read only what was appended since the last call (or everything after a compaction).
+
+        The inode comes from the open file itself: a compaction renaming a new journal into
+        place between a stat and an open must not make us read the new file from the old
+        file's offset.
+        """
         try:
-            inode = os.stat(self.journal).st_ino
+            handle = open(self.journal, "rb")
         except FileNotFoundError:
             self._entries, self._offset, self._inode, self._lines = {}, 0, None, 0
             return
-        if inode != self._inode:
-            self._entries, self._offset, self._inode, self._lines = {}, 0, inode, 0
-        lines, self._offset = read_lines(self.journal, self._offset)
+        with handle:
+            inode = os.fstat(handle.fileno()).st_ino
+            if inode != self._inode:
+                self._entries, self._offset, self._inode, self._lines = {}, 0, inode, 0
+            lines, self._offset = read_handle_lines(handle, self._offset)
         self._lines += len(lines)
         for line in lines:
             if "put" in line:
@@ -187,8 +220,7 @@ class LocalCloud:
                 self._entries.pop(line["del"], None)
 
     def _offset_after_own_write(self) -> None:
-        lines, self._offset = read_lines(self.journal, self._offset)
-        self._lines += len(lines)
+        self._refresh()
 
     def _compact_if_large(self) -> None:
         if self._lines < max(2000, 3 * len(self._entries)):
@@ -201,6 +233,50 @@ class LocalCloud:
 
     def _file_lock(self) -> "_FileLock":
         return _FileLock(self.lock_path)
+
+
+def _report_over_http(machines: list[CloudMachine], url_of: Callable[[str], str | None],
+                      state_dir: Path, now: float) -> None:
+    """Each simulated VM PUTs what a real one would; a VM that cannot call home carries on
+    (as a real one does), and the first failure ends this listing's reports, so a `serve`
+    that is down costs one timeout, not one per machine."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from vcyclectl import log
+    from vcyclectl.tokens import machine_token
+
+    connections: dict[str, http.client.HTTPConnection] = {}
+    try:
+        for m in machines:
+            if m.state is MachineState.RUNNING and m.heartbeat_at is not None:
+                filename, body = "heartbeat", f"{now:.3f}\n"
+            elif m.state is MachineState.STOPPED and m.shutdown_message:
+                filename, body = "shutdown_message", m.shutdown_message + "\n"
+            else:
+                continue
+            base = urlsplit(url_of(m.machinetype) or "")
+            conn = connections.get(base.netloc)
+            if conn is None:
+                cls = (http.client.HTTPSConnection if base.scheme == "https"
+                       else http.client.HTTPConnection)
+                conn = connections[base.netloc] = cls(base.netloc, timeout=5)
+            path = (f"{base.path.rstrip('/')}/machines/{m.space}/{m.name}/joboutputs/"
+                    f"{filename}")
+            try:
+                conn.request("PUT", path, body=body.encode(), headers={
+                    "Authorization": f"Bearer {machine_token(state_dir, m.name)}"})
+                status = conn.getresponse()
+                status.read()
+            except (OSError, http.client.HTTPException) as exc:
+                log.warning("local cloud: simulated VM cannot report", machine=m.name,
+                            error=str(exc))
+                return
+            if status.status >= 400:
+                log.debug("local cloud: report refused", machine=m.name, status=status.status)
+    finally:
+        for conn in connections.values():
+            conn.close()
 
 
 class _FileLock:

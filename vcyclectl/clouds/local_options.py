@@ -31,6 +31,11 @@ class LocalOptions:
     api_error_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
     heartbeat: bool = True
     seed: int = 0
+    #: When set, simulated VMs report like real ones: they PUT their `heartbeat` and
+    #: `shutdown_message` to `vcyclectl serve` at this base URL (with their machine token)
+    #: instead of the driver handing them to the reconciler (see clouds/local.py).
+    report_url: str | None = field(default=None, metadata={
+        "pattern": r"https?://[^\s/]+(/[^\s]*)?", "pattern_doc": "an http:// or https:// URL"})
 
     def problems(self) -> list[tuple[str, str]]:
         names = [f.name for f in self.flavors]

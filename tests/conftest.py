@@ -1,0 +1,67 @@
+"""Shared fixtures: config files in a temporary folder, and the CLI run in-process or as a
+real `vcyclectl` process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a YAML config (dedented) into tmp_path and return its path."""
+
+    def write(text: str, name: str = "vcyclectl.yaml") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def vc(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """Run the CLI in-process (fast): vc("--config", path, "list") -> Run."""
+    from vcyclectl.cli import main
+
+    def run(*args: str | Path) -> Run:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def vcyclectl_command() -> list[str]:
+    """The installed console script next to this interpreter, else `python -m vcyclectl`."""
+    script = Path(sys.executable).parent / "vcyclectl"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "vcyclectl"]
+
+
+def run_process(*args: str | Path, timeout: float = 120, env: dict[str, str] | None = None) -> Run:
+    """Run the real `vcyclectl` command as a separate process."""
+    proc = subprocess.run([*vcyclectl_command(), *(str(a) for a in args)], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return Run(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,214 @@
+"""Every command end to end on the `local` cloud, through the same `main()` the console
+script runs (in-process for speed; a few as real processes)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.conftest import Run, run_process
+from vcyclectl.lock import SpaceLock
+
+CONFIG = """\
+state_dir: state
+defaults:
+  backoff_seconds: 0
+  fizzle_seconds: 0
+spaces:
+  alpha.local:
+    cloud: local
+    processors_limit: 8
+    local: {processors: 100, boot_seconds: 30, job_seconds: 300, no_work_probability: 0}
+    machinetypes:
+      lhcb: {target_share: 3, user_data: t.user_data,
+             user_data_options: {pool_password: s3cret-value, proxy: "http://squid:3128"}}
+      atlas: {target_share: 1}
+  beta.local:
+    cloud: local
+    processors_limit: 2
+    local: {processors: 100, boot_seconds: 30, job_seconds: 300, no_work_probability: 0}
+    machinetypes:
+      dune: {}
+"""
+
+VC = Callable[..., Run]
+
+
+@pytest.fixture
+def cfg(write_config: Callable[..., Path], tmp_path: Path) -> Path:
+    (tmp_path / "t.user_data").write_text(
+        "#cloud-config\nhostname: ##user_data_machine_hostname##\n"
+        "# ##user_data_option_proxy## ##user_data_option_pool_password##\n")
+    return write_config(CONFIG)
+
+
+def test_reconcile_creates_and_speaks_only_on_stderr(vc: VC, cfg: Path) -> None:
+    run = vc("--config", cfg, "reconcile")
+    assert run.code == 0, run.err
+    assert run.out == ""
+    assert "alpha.local: created 8" in run.err and "beta.local: created 2" in run.err
+
+
+def test_list_outputs_for_scripts(vc: VC, cfg: Path) -> None:
+    vc("--config", cfg, "reconcile")
+    machines = json.loads(vc("--config", cfg, "list", "--output", "json").out)
+    assert len(machines) == 10
+    for m in machines:
+        assert {"name", "space", "machinetype", "state", "processors", "created_at",
+                "draining"} <= set(m)
+        assert m["state"] in ("creating", "starting")
+        assert m["created_at"].endswith("Z") and m["draining"] is False
+    names = vc("--config", cfg, "list", "-s", "alpha.local", "-m", "lhcb", "-o", "names").out
+    assert len(names.split()) == 6 and all(n.startswith("vcyclectl-alpha-local-lhcb-")
+                                           for n in names.split())
+    tsv = vc("--config", cfg, "list", "-o", "tsv").out.splitlines()
+    assert tsv[0].split("\t")[:4] == ["name", "space", "machinetype", "state"]
+    assert len(tsv) == 11
+    live = json.loads(vc("--config", cfg, "list", "--live", "-o", "json").out)
+    assert sorted(m["name"] for m in live) == sorted(m["name"] for m in machines)
+    assert all(m["state"] == "starting" for m in live)
+
+
+def test_plan_shows_reasons_and_changes_nothing(vc: VC, cfg: Path) -> None:
+    run = vc("--config", cfg, "plan", "alpha.local", "--output", "json")
+    assert run.code == 0
+    (plan,) = json.loads(run.out)
+    assert plan["space"] == "alpha.local" and len(plan["actions"]) == 8
+    assert all(a["action"] == "create" and "below its share" in a["reason"]
+               for a in plan["actions"])
+    assert not (cfg.parent / "state" / "spaces" / "alpha.local" / "records.jsonl").exists()
+
+
+def test_inspect_and_not_found(vc: VC, cfg: Path) -> None:
+    vc("--config", cfg, "reconcile")
+    name = vc("--config", cfg, "list", "-o", "names").out.split()[0]
+    data = json.loads(vc("--config", cfg, "inspect", name, "--output", "json").out)
+    assert data["name"] == name and data["events"][0]["event"] == "create"
+    run = vc("--config", cfg, "inspect", "vcyclectl-nope-xxxx")
+    assert run.code == 4 and "no machine named" in run.err
+
+
+def test_drain_and_undrain(vc: VC, cfg: Path) -> None:
+    assert vc("--config", cfg, "drain", "alpha.local/atlas", "--reason", "upgrade").code == 0
+    vc("--config", cfg, "reconcile")
+    machines = json.loads(vc("--config", cfg, "list", "-o", "json").out)
+    assert not [m for m in machines if m["machinetype"] == "atlas"]
+    status = json.loads(vc("--config", cfg, "status", "-o", "json").out)
+    atlas = next(r for r in status if r["machinetype"] == "atlas")
+    assert atlas["drained"] is True
+    assert vc("--config", cfg, "undrain", "alpha.local/atlas").code == 0
+    assert vc("--config", cfg, "drain", "alpha.local/nope").code == 4
+    assert vc("--config", cfg, "drain", "vcyclectl-unknown-abc").code == 4
+
+
+def test_drained_machine_is_shown_draining_and_deleted_after_grace(vc: VC,
+                                                                   write_config: Callable[..., Path]) -> None:
+    cfg = write_config(CONFIG.replace("  fizzle_seconds: 0", "  fizzle_seconds: 0\n"
+                                      "  drain_grace_seconds: 0.5"))
+    vc("--config", cfg, "reconcile", "beta.local")
+    name = vc("--config", cfg, "list", "-o", "names").out.split()[0]
+    assert vc("--config", cfg, "drain", name).code == 0
+    rows = {m["name"]: m for m in json.loads(vc("--config", cfg, "list", "-o", "json").out)}
+    assert rows[name]["draining"] is True
+    time.sleep(0.6)
+    vc("--config", cfg, "reconcile", "beta.local")  # deletes it
+    vc("--config", cfg, "reconcile", "beta.local")  # sees it gone and forgets the record
+    inspected = json.loads(vc("--config", cfg, "inspect", name, "-o", "json").out)
+    assert inspected["state"] == "ended"
+    assert inspected["shutdown_message"] == "100 Shutdown as requested"
+
+
+def test_status_json(vc: VC, cfg: Path) -> None:
+    vc("--config", cfg, "reconcile")
+    rows = json.loads(vc("--config", cfg, "status", "--output", "json").out)
+    lhcb = next(r for r in rows if r["machinetype"] == "lhcb")
+    assert lhcb["processors"] == 6 and lhcb["processors_limit"] == 8
+    assert lhcb["target_share"] == 0.75 and lhcb["actual_share"] == 0.75
+    assert lhcb["states"] == {"starting": 6} and lhcb["lock"] == "free"
+    assert lhcb["last_pass_outcome"] == "done" and lhcb["backoff_until"] is None
+
+
+def test_config_check_and_show(vc: VC, cfg: Path) -> None:
+    run = vc("--config", cfg, "config", "check")
+    assert run.code == 0 and "ok: 2 spaces, 3 machinetypes, 1 user_data templates" in run.err
+    shown = vc("--config", cfg, "config", "show").out
+    assert "s3cret-value" not in shown and "pool_password: '***'" in shown
+    assert "http://squid:3128" in shown
+
+
+def test_bad_config_exits_2_with_location_and_no_traceback(vc: VC,
+                                                          write_config: Callable[..., Path]) -> None:
+    bad = write_config(CONFIG.replace("processors_limit: 8", "processors_limit: -8"))
+    for command in (["reconcile"], ["list"], ["config", "check"], ["status"]):
+        run = vc("--config", bad, *command)
+        assert run.code == 2
+        assert f"{bad}:8: spaces.alpha.local.processors_limit: must be at least 0" in run.err
+        assert "Traceback" not in run.err
+    assert not (bad.parent / "state").exists()  # nothing was touched
+
+
+def test_unknown_template_option_is_caught_by_config_check(vc: VC, cfg: Path) -> None:
+    (cfg.parent / "t.user_data").write_text("line one\n##user_data_option_missing##\n")
+    run = vc("--config", cfg, "config", "check")
+    assert run.code == 2
+    assert f"{cfg.parent / 't.user_data'}:2:" in run.err and "missing" in run.err
+
+
+def test_usage_errors_exit_2(vc: VC, cfg: Path) -> None:
+    assert vc("--config", cfg, "reconcile", "no.such.space").code == 2
+    assert vc("--config", cfg, "list", "--output", "xml").code == 2
+    assert vc("--config", cfg, "frobnicate").code == 2
+
+
+def test_state_dir_flag_overrides(vc: VC, cfg: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other-state"
+    assert vc("--config", cfg, "--state-dir", other, "reconcile").code == 0
+    assert (other / "format.json").exists() and not (cfg.parent / "state").exists()
+    assert len(vc("--config", cfg, "--state-dir", other, "list", "-o", "names").out.split()) == 10
+
+
+def test_locked_space_is_skipped_or_waited_for(vc: VC, cfg: Path) -> None:
+    vc("--config", cfg, "reconcile")
+    lock = SpaceLock(cfg.parent / "state" / "spaces" / "alpha.local")
+    lock.acquire()
+    try:
+        run = vc("--config", cfg, "reconcile")
+        assert run.code == 0 and "alpha.local: skipped, locked by" in run.err
+        status = json.loads(vc("--config", cfg, "status", "-o", "json").out)
+        assert all(r["lock"] != "free" for r in status if r["space"] == "alpha.local")
+        started = time.monotonic()
+        run = vc("--config", cfg, "reconcile", "alpha.local", "--wait", "0.5")
+        assert run.code == 3 and time.monotonic() - started >= 0.5
+    finally:
+        lock.release()
+    assert vc("--config", cfg, "reconcile", "alpha.local", "--wait", "5").code == 0
+
+
+def test_failed_listing_touches_nothing_and_others_go_on(vc: VC, cfg: Path,
+                                                        write_config: Callable[..., Path]) -> None:
+    assert vc("--config", cfg, "reconcile").code == 0
+    before = (cfg.parent / "state" / "spaces" / "alpha.local" / "records.jsonl").read_bytes()
+    broken = write_config(CONFIG.replace(
+        "local: {processors: 100, boot_seconds: 30, job_seconds: 300, no_work_probability: 0}\n"
+        "    machinetypes:\n      lhcb",
+        "local: {processors: 100, boot_seconds: 30, api_error_probability: 1.0}\n"
+        "    machinetypes:\n      lhcb").replace("processors_limit: 2", "processors_limit: 4"))
+    run = vc("--config", broken, "reconcile")
+    assert run.code == 1
+    assert "alpha.local: FAILED, listing failed, nothing done" in run.err
+    assert "beta.local: created 2" in run.err  # the healthy space was still reconciled
+    after = (cfg.parent / "state" / "spaces" / "alpha.local" / "records.jsonl").read_bytes()
+    assert after == before
+
+
+def test_real_process_version_and_module_entry(cfg: Path) -> None:
+    assert run_process("--version").out.startswith("vcyclectl ")
+    run = run_process("--config", cfg, "reconcile", "--output", "json")
+    assert run.code == 0, run.err
+    results = json.loads(run.out)
+    assert {r["space"]: r["outcome"] for r in results} == {"alpha.local": "done",
+                                                           "beta.local": "done"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -68,10 +68,10 @@ app.command("serve")(serve.serve)
 app.add_typer(configcmd.config_app, name="config")
 
 
-def _click_module():  # type: ignore[no-untyped-def]
+def _click_module() -> Any:
     """The click that typer runs on: recent typer vendors its own copy as `typer._click`."""
     try:
-        from typer import _click  # type: ignore[attr-defined]
+        from typer import _click
 
         return _click
     except ImportError:

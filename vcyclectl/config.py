@@ -99,11 +99,134 @@ class Space:
     machinetypes: dict[str, Machinetype] = field(default_factory=dict)
     cloud_options: Any = field(default=None, compare=False)
     origin: Origin | None = field(default=None, compare=False)
+    #: The `vacuum_pipe:` entries this space's machinetypes were expanded from
+    #: (`vcyclectl.pipes.PipeSource`); the reconciler refreshes them under the lock.
+    pipes: tuple[Any, ...] = field(default=(), compare=False)
 
     @property
     def slug(self) -> str:
         """The space's name as it appears inside machine names."""
         return self.name.replace(".", "-")
+
+
+#: An ISO 8601 date or date and time (UTC unless it says otherwise), as YAML gives it back.
+WHEN_PATTERN = (r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+                r"(Z|[+-]\d{2}:?\d{2})?)?")
+_WHEN_DOC = "an ISO date like 2026-12-01 or date and time like 2026-12-01T08:00:00Z"
+
+
+def parse_when(text: str, *, end: bool = False) -> float:
+    """Epoch seconds of a `WHEN_PATTERN` value. A bare date used as an `end` means the end of
+    that day, so `end: 2027-03-31` includes 31 March, which is how people write budgets."""
+    from datetime import datetime, timedelta, timezone
+
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    if end and len(text.strip()) == 10:
+        value += timedelta(days=1)
+    return value.timestamp()
+
+
+@dataclass(frozen=True)
+class Community:
+    """A group of machinetypes (across spaces) that share one priority (docs/policy.md).
+
+    `machinetypes` entries are `SPACE/MACHINETYPE`, or `MACHINETYPE` for that machinetype in
+    every space. Higher `priority` takes capacity first; `target_share` divides capacity among
+    communities of equal priority; `backfill: true` communities take only what is left, and
+    their machines make room (`make_room: drain | delete`) when a priority community needs it.
+    """
+
+    name: str = ""
+    machinetypes: tuple[str, ...] = ()
+    priority: int = field(default=0, metadata={"min": 0})
+    target_share: float = field(default=1.0, metadata={"min": 0})
+    backfill: bool = False
+    make_room: Literal["drain", "delete"] = "drain"
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.machinetypes:
+            return [("machinetypes", "a community needs at least one machinetype")]
+        return []
+
+    def covers(self, space: str, machinetype: str) -> bool:
+        return machinetype in self.machinetypes or f"{space}/{machinetype}" in self.machinetypes
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Money for a space or a group of spaces between two dates (docs/policy.md).
+
+    Each space gets its own slice of `amount` (by `space_shares`, else by processors_limit),
+    so hosts reconciling different spaces never race over the same money. A machine is paid
+    from the budget whose window holds its creation, for its whole life; `reserve_margin_seconds`
+    is added to `max_wallclock_seconds` when reserving, to cover the pass that deletes it.
+    """
+
+    amount: float = field(metadata={"min": 0})
+    start: str = field(metadata={"pattern": WHEN_PATTERN, "pattern_doc": _WHEN_DOC})
+    end: str = field(metadata={"pattern": WHEN_PATTERN, "pattern_doc": _WHEN_DOC})
+    spaces: tuple[str, ...] = field(default=())
+    name: str = ""
+    currency: str = "GBP"
+    space_shares: dict[str, float] = field(default_factory=dict, metadata={"min": 0})
+    reserve_margin_seconds: float = field(default=900.0, metadata={"min": 0})
+
+    @property
+    def start_at(self) -> float:
+        return parse_when(self.start)
+
+    @property
+    def end_at(self) -> float:
+        return parse_when(self.end, end=True)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.spaces:
+            return [("spaces", "a budget needs at least one space")]
+        if self.end_at <= self.start_at:
+            return [("end", f"end ({self.end}) must be after start ({self.start})")]
+        unknown = [s for s in self.space_shares if s not in self.spaces]
+        if unknown:
+            return [("space_shares", f"not among this budget's spaces: {', '.join(unknown)}")]
+        return []
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A dated entry that raises a community's priority inside its window.
+
+    `processors` (summed over the community's spaces) or `share` (of each space's
+    processors_limit) bounds how much capacity the raised priority covers; beyond it the
+    community competes at its own priority. `priority` defaults to above every community.
+    """
+
+    community: str = field(metadata={"pattern": MACHINETYPE_NAME,
+                                     "pattern_doc": "a community name"})
+    start: str = field(metadata={"pattern": WHEN_PATTERN, "pattern_doc": _WHEN_DOC})
+    end: str = field(metadata={"pattern": WHEN_PATTERN, "pattern_doc": _WHEN_DOC})
+    processors: int | None = field(default=None, metadata={"min": 0})
+    share: float | None = field(default=None, metadata={"min": 0, "max": 1})
+    priority: int | None = field(default=None, metadata={"min": 0})
+    name: str = ""
+
+    @property
+    def start_at(self) -> float:
+        return parse_when(self.start)
+
+    @property
+    def end_at(self) -> float:
+        return parse_when(self.end, end=True)
+
+    def active(self, now: float) -> bool:
+        return self.start_at <= now < self.end_at
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.end_at <= self.start_at:
+            return [("end", f"end ({self.end}) must be after start ({self.start})")]
+        if self.processors is not None and self.share is not None:
+            return [("share", "give processors or share, not both")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -115,6 +238,14 @@ class Config:
     feedback_url: str | None = None
     joboutputs_keep_seconds: float = 86400.0
     files: tuple[str, ...] = ()
+    communities: dict[str, Community] = field(default_factory=dict)
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    campaigns: tuple[Campaign, ...] = ()
+
+    @property
+    def has_policy(self) -> bool:
+        """Communities, budgets or campaigns configured: without them nothing changes."""
+        return bool(self.communities or self.budgets or self.campaigns)
 
     def select(self, names: list[str] | None) -> list[Space]:
         """The spaces named (all when none), or a usage error naming the unknown ones."""
@@ -176,7 +307,8 @@ def load(path: Path | None = None, *, state_dir: Path | None = None) -> Config:
 
 def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None = None) -> Config:
     """Validate a merged tree into a `Config`."""
-    top = schema.from_mapping(_TopLevel, data, ignore=frozenset({"defaults", "spaces"}))
+    top = schema.from_mapping(_TopLevel, data, ignore=frozenset({"defaults", "spaces"}) |
+                              _POLICY_KEYS)
     defaults = _mapping(data, "defaults", "defaults")
     _check_machinetype_keys(defaults, "defaults.")
     spaces_node = _mapping(data, "spaces", "spaces")
@@ -188,7 +320,8 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
             raise ConfigError("a space must be a mapping of settings",
                               file=spaces_node.where(name).file, line=spaces_node.where(name).line,
                               key=f"spaces.{name}")
-        spaces[name] = _space(name, node, defaults)
+        spaces[name] = _space(name, node, defaults,
+                              state_dir=state_dir if state_dir is not None else Path(top.state_dir))
     if top.feedback_url is None:
         _require_feedback_url(spaces, spaces_node)
     return Config(
@@ -197,6 +330,7 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
         feedback_url=top.feedback_url,
         joboutputs_keep_seconds=top.joboutputs_keep_seconds,
         files=files,
+        **_policy(data, spaces),
     )
 
 
@@ -237,7 +371,8 @@ def _check_machinetype_keys(node: Located, prefix: str) -> None:
     schema.from_mapping(Machinetype, node, prefix=prefix, ignore=_MT_SPECIAL - {"name"})
 
 
-def _space(name: str, node: Located, top_defaults: Located) -> Space:
+def _space(name: str, node: Located, top_defaults: Located,
+           state_dir: Path | None = None) -> Space:
     prefix = f"spaces.{name}."
     settings = schema.from_mapping(_SpaceSettings, node, prefix=prefix, ignore=_SPACE_SPECIAL)
     for other in CLOUDS:
@@ -252,6 +387,7 @@ def _space(name: str, node: Located, top_defaults: Located) -> Space:
     options_cls = _options_class(settings.cloud, node, prefix)
     cloud_options = schema.from_mapping(options_cls, cloud_block, prefix=prefix + settings.cloud + ".")
     mts_node = _mapping(node, "machinetypes", prefix + "machinetypes")
+    mts_node, pipes = _expand_vacuum_pipes(mts_node, defaults, prefix, state_dir)
     machinetypes: dict[str, Machinetype] = {}
     for mt_name, mt_node in mts_node.items():
         mt_key = f"{prefix}machinetypes.{mt_name}"
@@ -278,11 +414,32 @@ def _space(name: str, node: Located, top_defaults: Located) -> Space:
         machinetypes=machinetypes,
         cloud_options=cloud_options,
         origin=node.origin,
+        pipes=pipes,
     )
 
 
+def _expand_vacuum_pipes(mts_node: Located, defaults: Located, prefix: str,
+                         state_dir: Path | None) -> tuple[Located, tuple[Any, ...]]:
+    """Vacuum Pipes hook: `vacuum_pipe:` entries become the pipe's machinetypes.
+
+    Each entry is first checked as a machinetype (plus `vacuum_pipe`), so a typo in it is
+    reported at its own line even while the pipe has not been fetched yet.
+    """
+    if not any(isinstance(n, Located) and "vacuum_pipe" in n for n in mts_node.values()):
+        return mts_node, ()
+    from vcyclectl import pipes as pipes_module
+
+    for mt_name, mt_node in mts_node.items():
+        if isinstance(mt_node, Located) and "vacuum_pipe" in mt_node:
+            schema.from_mapping(Machinetype, deep_merge(defaults, mt_node),
+                                prefix=f"{prefix}machinetypes.{mt_name}.",
+                                ignore=(_MT_SPECIAL - {"name"}) | {"vacuum_pipe"})
+    return pipes_module.expand_entries(mts_node, state_dir=state_dir,
+                                       key_prefix=f"{prefix}machinetypes.")
+
+
 def _options_class(cloud: str, node: Located, prefix: str) -> type:
-    from vcyclectl.clouds.base import options_class
+    from vcyclectl.cloudoptions import options_class
 
     try:
         return options_class(cloud)
@@ -335,9 +492,92 @@ def display(config: Config) -> dict[str, Any]:
         result["feedback_url"] = config.feedback_url
     result["joboutputs_keep_seconds"] = config.joboutputs_keep_seconds
     result["spaces"] = spaces
+    if config.communities:
+        result["communities"] = {n: _shown(c) for n, c in config.communities.items()}
+    if config.budgets:
+        result["budgets"] = {n: _shown(b) for n, b in config.budgets.items()}
+    if config.campaigns:
+        result["campaigns"] = [schema.to_display(c) for c in config.campaigns]
     return result
+
+
+def _shown(obj: Any) -> Any:
+    out = schema.to_display(obj)
+    out.pop("name", None)
+    return out
 
 
 def machinetype_options(space: Space) -> Mapping[str, Any]:
     """Per machinetype, its merged cloud block where it overrides the space's."""
     return {n: mt.cloud_options for n, mt in space.machinetypes.items() if mt.cloud_options}
+
+
+# -- provisioning policy: communities, budgets, campaigns (docs/policy.md) -------------------
+_POLICY_KEYS = frozenset({"communities", "budgets", "campaigns"})
+
+
+@dataclass(frozen=True)
+class _PolicySettings:
+    communities: dict[str, Community] = field(default_factory=dict)
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    campaigns: tuple[Campaign, ...] = ()
+
+
+def _policy(data: Located, spaces: dict[str, Space]) -> dict[str, Any]:
+    """Parse the top-level policy keys and check what they name against the spaces."""
+    if not any(k in data for k in _POLICY_KEYS):
+        return {}
+    from dataclasses import replace
+
+    settings: _PolicySettings = schema.from_mapping(
+        _PolicySettings, data, ignore=frozenset(k for k in data if k not in _POLICY_KEYS))
+    communities: dict[str, Community] = {}
+    node = _mapping(data, "communities", "communities")
+    owner: dict[tuple[str, str], str] = {}
+    for name, community in settings.communities.items():
+        where = node.where(name)
+        key = f"communities.{name}"
+        _check_name(name, MACHINETYPE_NAME, where, key,
+                    "community names are lowercase letters, digits and '-', at most 40")
+        community = replace(community, name=name)
+        for ref in community.machinetypes:
+            matched = [(s.name, mt) for s in spaces.values() for mt in s.machinetypes
+                       if community.covers(s.name, mt)]
+            if not matched:
+                raise ConfigError(f"{ref!r} names no configured machinetype (write "
+                                  "SPACE/MACHINETYPE or MACHINETYPE)", file=where.file,
+                                  line=where.line, key=key + ".machinetypes")
+            for pair in matched:
+                if owner.get(pair, name) != name:
+                    raise ConfigError(f"{pair[0]}/{pair[1]} is already in community "
+                                      f"{owner[pair]}; a machinetype belongs to one community",
+                                      file=where.file, line=where.line,
+                                      key=key + ".machinetypes")
+                owner[pair] = name
+        communities[name] = community
+    budgets: dict[str, Budget] = {}
+    node = _mapping(data, "budgets", "budgets")
+    budget_of: dict[str, str] = {}
+    for name, budget in settings.budgets.items():
+        where = node.where(name)
+        key = f"budgets.{name}"
+        _check_name(name, MACHINETYPE_NAME, where, key,
+                    "budget names are lowercase letters, digits and '-', at most 40")
+        for space in budget.spaces:
+            if space not in spaces:
+                raise ConfigError(f"no such space: {space}", file=where.file, line=where.line,
+                                  key=key + ".spaces")
+            if space in budget_of:
+                raise ConfigError(f"space {space} is already paid by budget {budget_of[space]}",
+                                  file=where.file, line=where.line, key=key + ".spaces")
+            budget_of[space] = name
+        budgets[name] = replace(budget, name=name)
+    campaigns: list[Campaign] = []
+    for i, campaign in enumerate(settings.campaigns):
+        if campaign.community not in communities:
+            where = data.where("campaigns")
+            raise ConfigError(f"no such community: {campaign.community}", file=where.file,
+                              line=where.line, key=f"campaigns[{i}].community")
+        campaigns.append(replace(campaign, name=campaign.name or
+                                 f"{campaign.community}-{campaign.start[:10]}"))
+    return {"communities": communities, "budgets": budgets, "campaigns": tuple(campaigns)}

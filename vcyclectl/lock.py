@@ -9,7 +9,6 @@ costs ~60 ms (`importlib.metadata`) that read-only commands should not pay.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +71,8 @@ class SpaceLock:
                 time.sleep(delay)
                 delay = min(delay * 1.5, 1.0)
         self._handle = handle
+        import socket
+
         write_json(self.holder_path, Holder(socket.gethostname(), os.getpid(), time.time(),
                                             __version__, self.pass_id).to_record())
 

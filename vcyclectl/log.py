@@ -7,12 +7,12 @@ Never pass secrets as fields: nothing here can tell them apart.
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 import sys
 from typing import Any
 
 LOGGER = logging.getLogger("vcyclectl")
-PASS_ID = secrets.token_hex(4)
+PASS_ID = os.urandom(4).hex()
 
 
 def fields(**values: Any) -> str:

@@ -10,10 +10,11 @@ say which space and machinetype a machine belongs to.
 from __future__ import annotations
 
 import hashlib
-import random
-import secrets
 import string
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import random
 
 ALPHABET = string.ascii_lowercase + string.digits
 PREFIX = "vcyclectl"
@@ -36,6 +37,8 @@ def machine_name(space_slug: str, machinetype: str, suffix: str) -> str:
 
 def random_names(space_slug: str, rng: random.Random | None = None) -> Callable[[str], str]:
     """A name source for the planner: cryptographic randomness unless a seeded rng is given."""
+    import secrets
+
     choose: Callable[[str], str] = rng.choice if rng is not None else secrets.choice
 
     def name(machinetype: str) -> str:

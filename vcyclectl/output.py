@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+import time
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 FORMATS = ("table", "json", "tsv", "names")
@@ -18,7 +18,7 @@ def iso(timestamp: float | None) -> str | None:
     """ISO 8601 in UTC, second precision, for scripts and people alike."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def ago(timestamp: float | None, now: float) -> str:

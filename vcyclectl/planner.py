@@ -68,7 +68,7 @@ def is_abort(message: str | None, lived: float | None, fizzle_seconds: float) ->
     return lived is not None and lived < fizzle_seconds
 
 
-@dataclass
+@dataclass(slots=True)
 class _Seen:
     """One machine as the planner reasons about it: cloud view merged with the record.
 
@@ -250,6 +250,7 @@ class _Planner:
         if m.preempted:
             self.delete(s, _ENDED, "pre-empted by the cloud", report_message, preempted=True)
             return
+        message: str | None
         if s.state is MachineState.FAILED:
             message = report_message or MSG_FAILED
             reason = "failed" + (f": {m.state_reason}" if m.state_reason else "")
@@ -267,7 +268,9 @@ class _Planner:
 
     def end_if_unhealthy(self, s: _Seen, mt: Machinetype) -> None:
         age = self.now - s.created_at
-        mark = self.obs.drains.for_machine(s.name, s.machinetype)
+        drains = self.obs.drains
+        mark = (drains.for_machine(s.name, s.machinetype)
+                if drains.space or drains.machinetypes or drains.machines else None)
         if mark is not None:
             shutdown_time = mark.since + mt.drain_grace_seconds
             if self.now >= shutdown_time:

@@ -423,6 +423,10 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
                 result.outcome = "skipped"
                 result.reason = f"locked by {describe_holder(lock.holder())}"
                 return result
+            if space.pipes:  # under the lock, so hosts take turns; never raises
+                from vcyclectl.pipes import refresh_space
+
+                space = refresh_space(config, space)
         run = Pass(config, space, state_id, cloud=cloud, progress=progress)
         try:
             plan, observed = run.plan()

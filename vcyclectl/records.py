@@ -51,11 +51,21 @@ class MachineRecord:
 
     @classmethod
     def from_record(cls, data: Mapping[str, Any]) -> "MachineRecord":
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["state"] = _state(kwargs.get("state", "unknown"))
-        extra = {k: v for k, v in data.items() if k not in known}
-        return cls(extra=extra, **kwargs)
+        """Read back `to_record()`; hot (10,000s per pass), so it skips `__init__`."""
+        values = dict(_RECORD_DEFAULTS)
+        extra = {}
+        for key, value in data.items():
+            if key in _RECORD_DEFAULTS:
+                values[key] = value
+            else:
+                extra[key] = value
+        if any(k not in data for k in _RECORD_REQUIRED):
+            return cls(extra=extra, **{k: v for k, v in values.items() if k in data})
+        values["state"] = _state(values["state"])
+        values["extra"] = extra
+        obj = object.__new__(cls)
+        obj.__dict__.update(values)
+        return obj
 
     def with_changes(self, **changes: Any) -> "MachineRecord":
         if "state" in changes and not isinstance(changes["state"], MachineState):
@@ -63,11 +73,19 @@ class MachineRecord:
         return dataclasses.replace(self, **changes)
 
 
+_RECORD_REQUIRED = ("name", "space", "machinetype", "state", "processors", "created_at")
+_RECORD_DEFAULTS: dict[str, Any] = {
+    f.name: (f.default if f.default is not dataclasses.MISSING else None)
+    for f in dataclasses.fields(MachineRecord) if f.name != "extra"}
+
+
+_STATES = {s.value: s for s in MachineState}
+
+
 def _state(value: Any) -> MachineState:
-    try:
-        return MachineState(value)
-    except ValueError:
-        return MachineState.UNKNOWN
+    if isinstance(value, MachineState):
+        return value
+    return _STATES.get(value, MachineState.UNKNOWN)
 
 
 @dataclass(frozen=True)

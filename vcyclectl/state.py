@@ -21,7 +21,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -72,6 +71,8 @@ class StateDir:
         return str(info["id"])
 
     def _create(self) -> None:
+        import uuid
+
         try:
             ensure_dir(self.root)
         except OSError as exc:

@@ -10,7 +10,7 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from vcyclectl import __version__
 from vcyclectl.config import Config, Machinetype, Space
@@ -28,6 +28,9 @@ class Template:
     text: str
     values: Mapping[str, str]
     source: str
+    #: The site's certificate and key when the machinetype asks for an X.509 proxy
+    #: (`x509_cert` and `x509_key` in user_data_files; see vcyclectl.x509proxy).
+    x509: Any = None
 
 
 def load_template(space: Space, mt: Machinetype) -> Template | None:
@@ -40,6 +43,7 @@ def load_template(space: Space, mt: Machinetype) -> Template | None:
     for option, path in mt.user_data_files.items():
         values[option] = _read(path, f"spaces.{space.name}.machinetypes.{mt.name}."
                                      f"user_data_files.{option}")
+    x509 = _x509_credential(space, mt, values)
     for number, line in enumerate(text.splitlines(), start=1):
         for match in PLACEHOLDER.finditer(line):
             word = match.group(1)
@@ -51,7 +55,26 @@ def load_template(space: Space, mt: Machinetype) -> Template | None:
                     if word.startswith("option_") else "unknown substitution")
             raise ConfigError(f"##user_data_{word}##: {what}", file=mt.user_data, line=number,
                               key=key)
-    return Template(text=text, values=values, source=mt.user_data)
+    return Template(text=text, values=values, source=mt.user_data, x509=x509)
+
+
+def _x509_credential(space: Space, mt: Machinetype, values: dict[str, str]) -> Any:
+    """Vcycle's proxy option: with `x509_cert` and `x509_key` files, `x509_proxy` exists.
+
+    The key itself is taken out of the substitutions: it must never reach a VM.
+    """
+    from vcyclectl import x509proxy
+
+    if x509proxy.KEY_OPTION not in values or x509proxy.CERT_OPTION not in values:
+        return None
+    key = values.pop(x509proxy.KEY_OPTION)
+    try:
+        credential = x509proxy.load_credential(values[x509proxy.CERT_OPTION], key)
+    except x509proxy.ProxyError as exc:
+        raise ConfigError(str(exc), key=f"spaces.{space.name}.machinetypes.{mt.name}."
+                                        f"user_data_files.{x509proxy.KEY_OPTION}")
+    values[x509proxy.PROXY_OPTION] = ""  # made per machine at render time
+    return credential
 
 
 def _read(path: str, key: str) -> str:
@@ -82,11 +105,22 @@ def render(template: Template | None, *, config: Config, space: Space, mt: Machi
         "machine_token": token,
     }
 
+    values = dict(template.values)
+    if template.x509 is not None and "##user_data_option_x509_proxy##" in template.text:
+        from vcyclectl import x509proxy
+
+        try:
+            values[x509proxy.PROXY_OPTION] = x509proxy.make_proxy(template.x509,
+                                                                  mt.max_wallclock_seconds)
+        except x509proxy.ProxyError as exc:
+            raise ConfigError(str(exc), key=f"spaces.{space.name}.machinetypes.{mt.name}."
+                                            f"user_data_files.{x509proxy.CERT_OPTION}")
+
     def substitute(match: re.Match[str]) -> str:
         word = match.group(1)
         if word in fixed:
             return fixed[word]
-        return template.values.get(word[len("option_"):], match.group(0))
+        return values.get(word[len("option_"):], match.group(0))
 
     return PLACEHOLDER.sub(substitute, template.text)
 

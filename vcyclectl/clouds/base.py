@@ -8,7 +8,7 @@ pays for boto3 or the Google client.
 
 Each cloud's config block (`local:`, `openstack:`, `ec2:`, `gce:`) is a frozen dataclass in
 `vcyclectl/clouds/<cloud>_options.py`, a module that imports no SDK so `config check` stays
-fast; `vcyclectl.schema` turns the YAML block into it, with file/line/key errors.
+fast; `vcyclectl.cloudoptions` finds it and `vcyclectl.schema` fills it from the YAML block.
 """
 
 from __future__ import annotations
@@ -27,14 +27,6 @@ DRIVERS: dict[str, str] = {
     "openstack": "vcyclectl.clouds.openstack:OpenStackCloud",
     "ec2": "vcyclectl.clouds.ec2:Ec2Cloud",
     "gce": "vcyclectl.clouds.gce:GceCloud",
-}
-
-#: cloud name -> "module:Options dataclass" (no SDK imports in those modules).
-OPTIONS: dict[str, str] = {
-    "local": "vcyclectl.clouds.local_options:LocalOptions",
-    "openstack": "vcyclectl.clouds.openstack_options:OpenStackOptions",
-    "ec2": "vcyclectl.clouds.ec2_options:Ec2Options",
-    "gce": "vcyclectl.clouds.gce_options:GceOptions",
 }
 
 #: Tag/label keys every driver puts on the machines it creates, so that vcyclectl only
@@ -86,19 +78,6 @@ class Cloud(Protocol):
 def _import(ref: str) -> Any:
     module_name, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module_name), attr)
-
-
-def options_class(cloud: str) -> type:
-    """The frozen dataclass for a cloud's config block."""
-    try:
-        ref = OPTIONS[cloud]
-    except KeyError:
-        raise ConfigError(f"unknown cloud {cloud!r} (choose from {', '.join(sorted(OPTIONS))})")
-    try:
-        cls: type = _import(ref)
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"cloud {cloud!r} is not available in this build ({exc.name})")
-    return cls
 
 
 def load_driver(context: CloudContext, cloud: str) -> Cloud:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import socket
 import time
 from typing import Optional
 
@@ -52,6 +50,9 @@ def drain(
     if current is not None:
         info(app, f"{target}: already drained since {time.ctime(current.since)}")
         return
+    import getpass
+    import socket
+
     mark = DrainMark(target=target, since=time.time(), reason=reason,
                      by=f"{getpass.getuser()}@{socket.gethostname()}")
     store.set_drain(mark, machinetype=mt, machine=machine)

@@ -1,0 +1,87 @@
+"""Planning time for 10,000 and 100,000 machines in 50 machinetypes: the planner is pure and
+should grow linearly. Prints the median of several runs of `planner.plan`."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vcyclectl.config import Machinetype, Space  # noqa: E402
+from vcyclectl.model import CloudMachine, Flavor, MachineState  # noqa: E402
+from vcyclectl.names import random_names  # noqa: E402
+from vcyclectl.planner import Observation, plan  # noqa: E402
+from vcyclectl.records import MachineRecord, Report  # noqa: E402
+
+NOW = 2_000_000_000.0
+TYPES = 50
+
+
+def scenario(machines: int, seed: int = 1) -> tuple[Space, Observation]:
+    """A busy space: mostly running machines, some starting, some stopped, some to adopt,
+    some records whose machines are gone, heartbeats to check, a few over wallclock."""
+    rng = random.Random(seed)
+    mts = {f"mt{i:02d}": Machinetype(name=f"mt{i:02d}", target_share=rng.choice([1, 2, 3]),
+                                     hs06_per_processor=rng.choice([10.0, 12.5]),
+                                     heartbeat_seconds=600, fizzle_seconds=300,
+                                     max_wallclock_seconds=86400)
+           for i in range(TYPES)}
+    space = Space(name="bench", processors_limit=machines + machines // 20,
+                  max_starting_processors=machines // 10, max_creates_per_pass=500,
+                  max_deletes_per_pass=500, machinetypes=mts)
+    cloud: list[CloudMachine] = []
+    records: dict[str, MachineRecord] = {}
+    reports: dict[str, Report] = {}
+    names = list(mts)
+    for i in range(machines):
+        mt = names[i % TYPES]
+        roll = rng.random()
+        state = (MachineState.STARTING if roll < 0.05 else MachineState.STOPPED if roll < 0.07
+                 else MachineState.RUNNING)
+        created = NOW - rng.uniform(10, 90000)
+        m = CloudMachine(id=f"id{i}", name=f"vcyclectl-bench-{mt}-{i:010d}", space="bench",
+                         machinetype=mt, state=state, processors=1, created_at=created,
+                         started_at=created + 60, stopped_at=NOW - 5 if roll < 0.07 else None)
+        cloud.append(m)
+        if rng.random() > 0.001:
+            records[m.name] = MachineRecord(name=m.name, space="bench", machinetype=mt,
+                                            state=state, processors=1, created_at=created,
+                                            cloud_id=m.id, started_at=m.started_at)
+        reports[m.name] = Report(heartbeat_at=NOW - rng.uniform(0, 700))
+    for i in range(machines // 1000):
+        records[f"vcyclectl-bench-gone-{i}"] = MachineRecord(
+            name=f"vcyclectl-bench-gone-{i}", space="bench", machinetype=names[0],
+            state=MachineState.RUNNING, processors=1, created_at=NOW - 1000)
+    return space, Observation(machines=cloud, records=records, reports=reports,
+                              flavors=(Flavor("one", 1),))
+
+
+def median_seconds(machines: int, runs: int) -> tuple[float, int]:
+    space, obs = scenario(machines)
+    times = []
+    actions = 0
+    for r in range(runs):
+        names = random_names("bench", random.Random(r))
+        started = time.perf_counter()
+        p = plan(space, obs, NOW, names)
+        times.append(time.perf_counter() - started)
+        actions = len(p.actions)
+    return statistics.median(times), actions
+
+
+def main() -> None:
+    small, small_actions = median_seconds(10_000, 7)
+    large, large_actions = median_seconds(100_000, 5)
+    print(f"planner: 10,000 machines / {TYPES} machinetypes: {small * 1000:.1f} ms "
+          f"({small_actions} actions)")
+    print(f"planner: 100,000 machines / {TYPES} machinetypes: {large * 1000:.1f} ms "
+          f"({large_actions} actions)")
+    print(f"growth for 10x the machines: {large / small:.1f}x (linear = 10x)")
+
+
+if __name__ == "__main__":
+    main()

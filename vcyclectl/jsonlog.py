@@ -24,8 +24,11 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, fsync, rename: readers see old or new, never half."""
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Temporary file in the same folder, fsync, rename: readers see old or new, never half.
+
+    `durable=False` skips the fsync for data whose loss in a crash does no harm (a heartbeat
+    is only ever "recent enough"); the rename still makes it atomic."""
     import tempfile
 
     ensure_dir(path.parent)
@@ -35,7 +38,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -185,7 +185,7 @@ class FeedbackApp:
         if store is None or rec is None or rec.finished or rec.deleting_at is not None:
             return _text(404, "no such machine, or it has ended")
         if section == "joboutputs":
-            return self.put_output(environ, store, name, leaf)
+            return self.put_output(environ, store, rec, leaf)
         return self.get_feature(store, rec, section, leaf)
 
     def authorised(self, environ: Mapping[str, Any], name: str) -> bool:
@@ -208,8 +208,9 @@ class FeedbackApp:
         return Reply(200, value.encode())
 
     # -- joboutputs --------------------------------------------------------------------
-    def put_output(self, environ: Mapping[str, Any], store: SpaceState, name: str,
+    def put_output(self, environ: Mapping[str, Any], store: SpaceState, rec: MachineRecord,
                    filename: str) -> Reply:
+        name = rec.name
         limit = self.limits.max_upload_bytes
         declared = str(environ.get("CONTENT_LENGTH") or "")
         if declared:
@@ -229,7 +230,11 @@ class FeedbackApp:
             return _text(413, f"over this machine's quota of {self.limits.max_machine_files} "
                               "files")
         ensure_dir(folder)
-        write_atomic(folder / filename, body)
+        # A heartbeat lost in a crash only looks stale; an fsync per heartbeat would set the
+        # service's tail latency. Everything else a VM sends is kept durably.
+        mt = self.config.spaces[store.name].machinetypes.get(rec.machinetype)
+        heartbeat = mt is not None and filename == mt.heartbeat_name
+        write_atomic(folder / filename, body, durable=not heartbeat)
         return Reply(204)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Literal, Protocol, TypeVar
 
 from vcyclectl import log, planner
@@ -26,7 +26,8 @@ from vcyclectl.errors import (CloudError, ConfigError, Fatal, LockTimeout, Quota
 from vcyclectl.lock import Busy, SpaceLock, describe_holder
 from vcyclectl.model import Action, ActionKind, CloudMachine, Flavor, MachineSpec, MachineState, Plan
 from vcyclectl.names import random_names
-from vcyclectl.records import MachineRecord
+from vcyclectl.policy import SpacePolicy
+from vcyclectl.records import DrainMark, MachineRecord
 from vcyclectl.state import SpaceState, StateDir
 from vcyclectl import userdata
 
@@ -149,6 +150,7 @@ class Pass:
         self.now = now
         self.events: list[dict[str, Any]] = []
         self._events_lock = threading.Lock()
+        self._policy_drains: set[str] | None = None
 
     @property
     def cloud(self) -> Cloud:
@@ -158,7 +160,16 @@ class Pass:
 
     def plan(self) -> tuple[Plan, Observed]:
         observed = observe(self.space, self.cloud, self.store)
+        if self.config.has_policy:
+            observed.observation = replace(observed.observation, policy=self.policy())
         return planner.plan(self.space, observed.observation, self.now(), self.names), observed
+
+    def policy(self) -> SpacePolicy | None:
+        """The provisioning policy for this pass, computed afresh from the shared state
+        directory (communities, campaigns, this space's budget ledger); docs/policy.md."""
+        from vcyclectl.budget import gather_policy
+
+        return gather_policy(self.config, self.space, self.store, self.now())
 
     # -- apply -------------------------------------------------------------------------
     def apply(self, plan: Plan, observed: Observed, result: SpaceResult) -> None:
@@ -173,6 +184,10 @@ class Pass:
             creates = self._replan_creates(plan, observed, records, confirmed)
         self._apply_creates(creates, records, result)
         self.store.add_events(self.events)
+        if self.config.budgets:  # the ledger, under the lock: finished lines folded in
+            from vcyclectl.budget import update_ledger
+
+            update_ledger(self.store)
         self.store.compact(records)
         from vcyclectl.serve import cleanup_outputs  # joboutputs of long-ended machines go
 
@@ -189,7 +204,8 @@ class Pass:
         observation = planner.Observation(
             machines=[m for m in observed.machines if m.name not in confirmed],
             records=dict(records), reports=observed.observation.reports,
-            drains=observed.observation.drains, backoff=backoff, flavors=observed.flavors)
+            drains=observed.observation.drains, backoff=backoff, flavors=observed.flavors,
+            policy=self.policy() if observed.observation.policy is not None else None)
         return planner.plan(self.space, observation, self.now(), self.names).creates
 
     def _event(self, action: str, name: str, machinetype: str, **extra: Any) -> None:
@@ -198,6 +214,14 @@ class Pass:
         entry.update({k: v for k, v in extra.items() if v is not None})
         with self._events_lock:
             self.events.append(entry)
+
+    def _clear_policy_drain(self, name: str) -> None:
+        """A machine that made room is gone: its policy drain mark goes with it."""
+        if self._policy_drains is None:
+            self._policy_drains = {n for n, m in self.store.drains().machines.items()
+                                   if m.by == "policy"}
+        if name in self._policy_drains:
+            self.store.clear_drain(machine=name)
 
     def _apply_bookkeeping(self, plan: Plan, records: dict[str, MachineRecord], now: float,
                            result: SpaceResult) -> None:
@@ -211,6 +235,11 @@ class Pass:
                 puts.append(rec)
                 result.adopted += 1
                 self._event("adopt", action.name, action.machinetype, reason=action.reason)
+            elif action.kind is ActionKind.UPDATE and planner.POLICY_DRAIN in action.changes:
+                self.store.set_drain(DrainMark(target=action.name, since=float(
+                    action.changes[planner.POLICY_DRAIN]), reason=action.reason, by="policy"),
+                    machine=action.name)
+                self._event("drain", action.name, action.machinetype, reason=action.reason)
             elif action.kind is ActionKind.UPDATE and action.name in records:
                 rec = records[action.name].with_changes(**action.changes)
                 records[rec.name] = rec
@@ -218,6 +247,8 @@ class Pass:
             elif action.kind is ActionKind.FORGET:
                 old = records.pop(action.name, None)
                 dels.append(action.name)
+                if self.config.has_policy:
+                    self._clear_policy_drain(action.name)
                 result.forgotten += 1
                 if old is not None and not old.finished:
                     finished.append(finished_entry(old, now, action))
@@ -415,8 +446,8 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
     result = SpaceResult(space.name, "done")
     lock = SpaceLock(store.path, log.PASS_ID)
     try:
-        store.ensure()
         if not dry_run:
+            store.ensure()
             try:
                 lock.acquire(wait)
             except Busy:

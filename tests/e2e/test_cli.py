@@ -80,7 +80,7 @@ def test_plan_shows_reasons_and_changes_nothing(vc: VC, cfg: Path) -> None:
     assert plan["space"] == "alpha.local" and len(plan["actions"]) == 8
     assert all(a["action"] == "create" and "below its share" in a["reason"]
                for a in plan["actions"])
-    assert not (cfg.parent / "state" / "spaces" / "alpha.local" / "records.jsonl").exists()
+    assert not (cfg.parent / "state").exists()  # a plan writes nothing at all
 
 
 def test_inspect_and_not_found(vc: VC, cfg: Path) -> None:

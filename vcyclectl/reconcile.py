@@ -437,9 +437,23 @@ def finished_entry(rec: MachineRecord, now: float, action: Action) -> dict[str, 
     }
 
 
+#: A listing that shows none of at least this many machines the cloud had confirmed is
+#: treated as a broken view (wrong endpoint, tags, region or a cloud-side bug), not as a
+#: fleet that vanished, unless the operator says otherwise.
+EMPTY_LISTING_GUARD = 10
+
+
+def vanished_fleet(observed: Observed) -> int:
+    """How many confirmed machines an empty listing would make us forget (0 if not empty)."""
+    if observed.machines:
+        return 0
+    return sum(1 for r in observed.observation.records.values()
+               if r.cloud_id and r.deleting_at is None and r.state is not MachineState.CREATING)
+
+
 def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float | None = None,
                     dry_run: bool = False, progress: Progress | None = None,
-                    cloud: Cloud | None = None) -> SpaceResult:
+                    cloud: Cloud | None = None, accept_empty: bool = False) -> SpaceResult:
     """One pass over one space, never raising for cloud or state trouble."""
     started = time.monotonic()
     store = StateDir(config.state_dir).space(space.name)
@@ -463,6 +477,13 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
             plan, observed = run.plan()
         except CloudError as exc:
             result.outcome, result.reason = "failed", f"listing failed, nothing done: {exc}"
+            return result
+        gone = vanished_fleet(observed)
+        if gone >= EMPTY_LISTING_GUARD and not accept_empty:
+            result.outcome = "failed"
+            result.reason = (f"the cloud lists none of the {gone} machines recorded for this "
+                             "space; nothing done. If they really are gone, run `vcyclectl "
+                             f"reconcile {space.name} --accept-empty-listing` once")
             return result
         result.plan = plan
         if not dry_run:

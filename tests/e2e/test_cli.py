@@ -212,3 +212,16 @@ def test_real_process_version_and_module_entry(cfg: Path) -> None:
     results = json.loads(run.out)
     assert {r["space"]: r["outcome"] for r in results} == {"alpha.local": "done",
                                                            "beta.local": "done"}
+
+
+def test_a_listing_that_lost_the_whole_fleet_is_not_trusted(vc: VC, cfg: Path,
+                                                             write_config: Callable[..., Path]) -> None:
+    cfg = write_config(CONFIG.replace("processors_limit: 8", "processors_limit: 12"))
+    assert vc("--config", cfg, "reconcile", "alpha.local").code == 0
+    assert vc("--config", cfg, "reconcile", "alpha.local").code == 0  # records now confirmed
+    (cfg.parent / "state" / "local" / "alpha.local" / "machines.jsonl").unlink()  # cloud "empty"
+    run = vc("--config", cfg, "reconcile", "alpha.local")
+    assert run.code == 1 and "lists none of the 12 machines" in run.err
+    assert len(vc("--config", cfg, "list", "-o", "names").out.split()) == 12  # nothing forgotten
+    run = vc("--config", cfg, "reconcile", "alpha.local", "--accept-empty-listing")
+    assert run.code == 0 and "forgot 12" in run.err and "created 12" in run.err

@@ -27,6 +27,9 @@ def reconcile(
                                          help="Wait up to S seconds for a space's lock."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="table | json",
                                          callback=check_output),
+    accept_empty: bool = typer.Option(False, "--accept-empty-listing",
+                                      help="Act even if the cloud lists none of the machines "
+                                           "recorded (they really are gone)."),
 ) -> None:
     """One pass: create and delete the difference between desired and actual machines."""
     from vcyclectl.output import progress_for_terminal, write_json
@@ -41,7 +44,7 @@ def reconcile(
     results = []
     for space in selected:
         result = reconcile_space(config, space, state_id, wait=wait, dry_run=dry_run,
-                                 progress=progress)
+                                 progress=progress, accept_empty=accept_empty)
         results.append(result)
         if dry_run and result.plan is not None and app.fmt(output) != "json":
             _print_plan(result.plan)

@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Literal, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Protocol, TypeVar
 
 from vcyclectl import log, planner
 from vcyclectl.clouds.base import Cloud, CloudContext, load_driver
@@ -120,16 +120,34 @@ class Observed:
     observation: planner.Observation
 
 
+class _HeartbeatFiles(Mapping[str, str]):
+    """machine name -> its machinetype's heartbeat file, looked up only for the machines that
+    reported something (a dict of every record would cost more than the lookups)."""
+
+    def __init__(self, space: Space, records: Mapping[str, MachineRecord]) -> None:
+        self.space, self.records = space, records
+
+    def __getitem__(self, name: str) -> str:
+        rec = self.records.get(name)
+        mt = self.space.machinetypes.get(rec.machinetype) if rec else None
+        if mt is None:
+            raise KeyError(name)
+        return mt.heartbeat_name
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
 def observe(space: Space, cloud: Cloud, store: SpaceState) -> Observed:
     """List the cloud (all pages, retried) and read the state directory."""
     machines = with_retries(cloud.list_machines, "list")
     flavors = with_retries(cloud.flavors, "flavors")
     records = store.records()
-    heartbeat_files = {name: mt.heartbeat_name
-                       for name, mt in ((r.name, space.machinetypes.get(r.machinetype))
-                                        for r in records.values()) if mt is not None}
     observation = planner.Observation(
-        machines=machines, records=records, reports=store.reports(heartbeat_files),
+        machines=machines, records=records, reports=store.reports(_HeartbeatFiles(space, records)),
         drains=store.drains(), backoff=store.backoff(), flavors=flavors)
     return Observed(machines, flavors, observation)
 

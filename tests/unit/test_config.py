@@ -158,8 +158,7 @@ def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_heartbeats_on_a_real_cloud_need_feedback_url(write_config: Callable[..., Path]) -> None:
-    """Checked only where the EC2 options module exists (it is part of the EC2 driver)."""
-    pytest.importorskip("vcyclectl.clouds.ec2_options")
+    """A VM on a real cloud can only heartbeat through `vcyclectl serve`."""
     path = write_config("spaces:\n  a:\n    cloud: ec2\n    ec2: {region: eu-west-2}\n"
                         "    machinetypes:\n      m: {heartbeat_seconds: 60}\n")
     with pytest.raises(ConfigError, match="needs feedback_url"):

@@ -14,8 +14,9 @@ from typing import Any, Optional
 import typer
 
 from vcyclectl import __version__
-from vcyclectl.commands import configcmd, drain, machines, reconcile, serve, status
+from vcyclectl.commands import configcmd, doctor, drain, machines, reconcile, serve, status
 from vcyclectl.commands.context import AppContext, check_output
+from vcyclectl.commands import policy as policy_commands
 
 app = typer.Typer(
     name="vcyclectl",
@@ -64,8 +65,12 @@ app.command("inspect")(machines.inspect)
 app.command("drain")(drain.drain)
 app.command("undrain")(drain.undrain)
 app.command("status")(status.status)
+app.command("doctor")(doctor.doctor)
 app.command("serve")(serve.serve)
 app.add_typer(configcmd.config_app, name="config")
+app.command("budget")(policy_commands.budget)
+app.command("schedule")(policy_commands.schedule)
+app.command("simulate")(policy_commands.simulate)
 
 
 def _click_module() -> Any:

@@ -12,7 +12,8 @@ carry a block named after its space's cloud (e.g. `local:`), merged over the spa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -84,10 +85,9 @@ class Machinetype:
 
 
 @dataclass(frozen=True)
-class Space:
-    """One tenancy on one cloud endpoint and region."""
+class SpaceSettings:
+    """The plain settings of a space, as its YAML mapping holds them (besides its blocks)."""
 
-    name: str = ""
     cloud: CloudName = "local"
     processors_limit: int = field(default=0, metadata={"min": 0})
     max_starting_processors: int | None = field(default=None, metadata={"min": 0})
@@ -96,6 +96,13 @@ class Space:
     concurrency: int = field(default=16, metadata={"min": 1, "max": 256})
     create_timeout_seconds: float = field(default=900.0, metadata={"min": 0})
     intent_timeout_seconds: float = field(default=120.0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class Space(SpaceSettings):
+    """One tenancy on one cloud endpoint and region: its settings, machinetypes and block."""
+
+    name: str = ""
     machinetypes: dict[str, Machinetype] = field(default_factory=dict)
     cloud_options: Any = field(default=None, compare=False)
     origin: Origin | None = field(default=None, compare=False)
@@ -173,11 +180,11 @@ class Budget:
     space_shares: dict[str, float] = field(default_factory=dict, metadata={"min": 0})
     reserve_margin_seconds: float = field(default=900.0, metadata={"min": 0})
 
-    @property
+    @cached_property
     def start_at(self) -> float:
         return parse_when(self.start)
 
-    @property
+    @cached_property
     def end_at(self) -> float:
         return parse_when(self.end, end=True)
 
@@ -210,11 +217,11 @@ class Campaign:
     priority: int | None = field(default=None, metadata={"min": 0})
     name: str = ""
 
-    @property
+    @cached_property
     def start_at(self) -> float:
         return parse_when(self.start)
 
-    @property
+    @cached_property
     def end_at(self) -> float:
         return parse_when(self.end, end=True)
 
@@ -266,18 +273,6 @@ class _TopLevel:
     feedback_url: str | None = field(default=None, metadata={
         "pattern": r"https?://[^\s]+", "pattern_doc": "an http:// or https:// URL"})
     joboutputs_keep_seconds: float = field(default=86400.0, metadata={"min": 0})
-
-
-@dataclass(frozen=True)
-class _SpaceSettings:
-    cloud: CloudName = "local"
-    processors_limit: int = field(default=0, metadata={"min": 0})
-    max_starting_processors: int | None = field(default=None, metadata={"min": 0})
-    max_creates_per_pass: int = field(default=100, metadata={"min": 0})
-    max_deletes_per_pass: int = field(default=100, metadata={"min": 0})
-    concurrency: int = field(default=16, metadata={"min": 1, "max": 256})
-    create_timeout_seconds: float = field(default=900.0, metadata={"min": 0})
-    intent_timeout_seconds: float = field(default=120.0, metadata={"min": 0})
 
 
 _MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options"}
@@ -374,7 +369,7 @@ def _check_machinetype_keys(node: Located, prefix: str) -> None:
 def _space(name: str, node: Located, top_defaults: Located,
            state_dir: Path | None = None) -> Space:
     prefix = f"spaces.{name}."
-    settings = schema.from_mapping(_SpaceSettings, node, prefix=prefix, ignore=_SPACE_SPECIAL)
+    settings = schema.from_mapping(SpaceSettings, node, prefix=prefix, ignore=_SPACE_SPECIAL)
     for other in CLOUDS:
         if other != settings.cloud and other in node:
             where = node.where(other)
@@ -402,15 +397,8 @@ def _space(name: str, node: Located, top_defaults: Located,
         machinetypes[mt_name] = _machinetype(mt_name, mt_node, defaults, settings.cloud,
                                              cloud_block, options_cls, mt_key)
     return Space(
+        **{f.name: getattr(settings, f.name) for f in fields(SpaceSettings)},
         name=name,
-        cloud=settings.cloud,
-        processors_limit=settings.processors_limit,
-        max_starting_processors=settings.max_starting_processors,
-        max_creates_per_pass=settings.max_creates_per_pass,
-        max_deletes_per_pass=settings.max_deletes_per_pass,
-        concurrency=settings.concurrency,
-        create_timeout_seconds=settings.create_timeout_seconds,
-        intent_timeout_seconds=settings.intent_timeout_seconds,
         machinetypes=machinetypes,
         cloud_options=cloud_options,
         origin=node.origin,

@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from vcyclectl.config import Machinetype, Space
 from vcyclectl.model import Action, ActionKind, CloudMachine, Flavor, MachineState, Plan
+from vcyclectl.policy import SpacePolicy, Tier, paced_rate
 from vcyclectl.records import Drains, MachineRecord, Report
 
 NameSource = Callable[[str], str]
@@ -40,6 +41,43 @@ MSG_OVER_LIMIT = "100 Shutdown as requested"
 _ENDED, _BROKEN, _DRAINED, _OVER_LIMIT = range(4)
 
 
+#: `Action.changes` key of an UPDATE that drains a backfill machine to make room; the
+#: reconciler turns it into a machine drain mark (by "policy") since that instant.
+POLICY_DRAIN = "policy_drain"
+
+
+@dataclass
+class _Room:
+    """Capacity left while the policy fills tiers (processors, starts, money)."""
+
+    free: float
+    start_room: float
+    creates_left: int
+    rate: float = math.inf
+    money: float = math.inf
+    mt_used: dict[str, int] = field(default_factory=dict)
+    mt_starting: dict[str, int] = field(default_factory=dict)
+    mt_weighted: dict[str, float] = field(default_factory=dict)
+    created_processors: int = 0
+    created_rate: float = 0.0
+    served: set[str] = field(default_factory=set)
+    stopped_by: str = ""
+    had_candidates: bool = False
+
+
+@dataclass
+class _Usage:
+    """Per machinetype: processors counted, starting, hs06-weighted, spend rate; and the
+    money of this budget's running machines (realized so far, reserved to their end)."""
+
+    used: dict[str, int] = field(default_factory=dict)
+    starting: dict[str, int] = field(default_factory=dict)
+    weighted: dict[str, float] = field(default_factory=dict)
+    rate: dict[str, float] = field(default_factory=dict)
+    realized: float = 0.0
+    reserved: float = 0.0
+
+
 @dataclass(frozen=True)
 class Observation:
     """Everything the planner looks at for one space, gathered by the reconciler."""
@@ -50,6 +88,9 @@ class Observation:
     drains: Drains = field(default_factory=Drains)
     backoff: Mapping[str, float] = field(default_factory=dict)
     flavors: Sequence[Flavor] = ()
+    #: The provisioning policy (communities, campaigns, budgets; `vcyclectl.policy`);
+    #: None, the default, plans exactly as without one.
+    policy: SpacePolicy | None = None
 
 
 def message_code(message: str | None) -> int | None:
@@ -116,6 +157,8 @@ class _Planner:
         self.notes: list[str] = []
         self.aborts: dict[str, float] = {}
         self.seen: list[_Seen] = []
+        self.backfill_held = False
+        self._proven: set[str] | None = None
 
     # -- observation ----------------------------------------------------------------------
     def merge(self) -> None:
@@ -458,12 +501,273 @@ class _Planner:
                               f"/ max_processors {mt.max_processors}")
         return fitting
 
+    # -- provisioning policy (docs/policy.md); only with `Observation.policy` -------------
+    def price_of(self, s: _Seen) -> float:
+        """What the machine costs per hour: its record's price at creation, else its
+        flavor's list price, else nothing known (0)."""
+        if s.record is not None and s.record.price_per_hour is not None:
+            return s.record.price_per_hour
+        flavor = (s.machine.flavor if s.machine is not None else None) or \
+            (s.record.flavor if s.record is not None else None)
+        for f in self.obs.flavors:
+            if f.name == flavor and f.price_per_hour is not None:
+                return f.price_per_hour
+        return 0.0  # adopted, of a flavor the cloud no longer lists: nothing known
+
+    def policy_usage(self, policy: SpacePolicy) -> _Usage:
+        """One walk over the machines: per machinetype what counts against limits, and the
+        money; rooms for any set of machinetypes are then derived without walking again."""
+        usage = _Usage()
+        money = policy.money
+        used, weighted, starting, rate = usage.used, usage.weighted, usage.starting, usage.rate
+        start_at = money.start_at if money is not None else 0.0
+        reserve = money.reserve_seconds if money is not None else {}
+        now = self.now
+        for s in self.seen:
+            mt = s.machinetype
+            counts = s.pending_delete or not s.leaving
+            if counts:
+                used[mt] = used.get(mt, 0) + s.processors
+                weighted[mt] = weighted.get(mt, 0.0) + s.processors * s.hs06_per_processor
+                if s.state is MachineState.CREATING or s.state is MachineState.STARTING:
+                    starting[mt] = starting.get(mt, 0) + s.processors
+            if money is None or (s.record is not None and s.record.finished) or \
+                    s.created_at < start_at:
+                continue  # ended ones are in `finished_spend`; older ones are not this budget's
+            price = self.price_of(s)
+            age = max(0.0, now - s.created_at)
+            usage.realized += price * age / 3600.0
+            usage.reserved += price * max(age, reserve.get(mt, 0.0)) / 3600.0
+            if counts:
+                rate[mt] = rate.get(mt, 0.0) + price
+        return usage
+
+    def policy_room(self, policy: SpacePolicy, usage: _Usage,
+                    without: frozenset[str] = frozenset()) -> _Room:
+        """Free capacity now (processors, starts, creations, spend rate, budget), as if the
+        machines of the machinetypes in `without` were gone.
+
+        Money: every machine created in the window is paid for up front until its
+        `max_wallclock_seconds` (plus the budget's margin), so the hard ceiling holds even
+        if every machine runs to its end; pacing allows the spend rate that lands the
+        budget's slice for this space on its end date.
+        """
+        space = self.space
+        keep = [mt for mt in usage.used if mt not in without]
+        room = _Room(free=float(space.processors_limit - sum(usage.used[mt] for mt in keep)),
+                     start_room=(float(space.max_starting_processors -
+                                       sum(usage.starting.get(mt, 0) for mt in keep))
+                                 if space.max_starting_processors is not None else math.inf),
+                     creates_left=space.max_creates_per_pass,
+                     mt_used={mt: usage.used[mt] for mt in keep},
+                     mt_starting={mt: usage.starting[mt] for mt in keep
+                                  if mt in usage.starting},
+                     mt_weighted={mt: usage.weighted[mt] for mt in keep})
+        money = policy.money
+        if money is not None:
+            if not money.start_at <= self.now < money.end_at:
+                self.notes.append(f"budget {money.budget}: outside its window, nothing is "
+                                  "created")
+                room.rate = room.money = 0.0
+            else:
+                rate = sum(r for mt, r in usage.rate.items() if mt not in without)
+                room.rate = paced_rate(money.allotment, money.finished_spend + usage.realized,
+                                       self.now, money.end_at) - rate
+                room.money = money.allotment - money.finished_spend - usage.reserved
+        return room
+
+    def proven(self, machinetype: str) -> bool:
+        """Has shown it has work: a machine running past `fizzle_seconds`. A priority
+        community that has not only probes (one machine) before backfill makes room for it,
+        so a community coming out of backoff without work costs backfill one machine."""
+        if self._proven is None:
+            self._proven = set()
+            for s in self.seen:
+                if s.machinetype in self._proven or not s.counts or \
+                        s.state is not MachineState.RUNNING or s.started_at is None:
+                    continue
+                mt = self.space.machinetypes.get(s.machinetype)
+                if self.now - s.started_at >= (mt.fizzle_seconds if mt is not None else 0.0):
+                    self._proven.add(s.machinetype)
+        return machinetype in self._proven
+
+    def probes(self, policy: SpacePolicy) -> set[str]:
+        """Priority machinetypes that only probe for work (one machine at a time) because
+        none of their machines has shown work yet; only while backfill machines run, which
+        are what a probe would cost. The same rule sizes what backfill makes room for, so
+        the room made is not taken by a community that has not shown work."""
+        backfill = policy.backfill_machinetypes
+        if not backfill or not any(s.counts and s.machinetype in backfill for s in self.seen):
+            return set()
+        return {mt for t in policy.tiers if not t.backfill for mt in t.shares
+                if mt not in policy.backfill_machinetypes and not self.proven(mt)}
+
+    def make_room(self, policy: SpacePolicy) -> None:
+        """Backfill makes room for priority communities that have work and cannot get it.
+
+        What priority tiers would create if backfill were gone is compared with what they
+        can create now; the shortfall (processors, and spend rate on a paced space) is taken
+        from backfill machines newest first, so the oldest, most-invested machines are the
+        last to go, by drain (MJF shutdown time, deleted after `drain_grace_seconds`) or by
+        delete as each backfill community's `make_room` says. Machines already draining
+        count as room on its way.
+        """
+        backfill = policy.backfill_machinetypes
+        priority_tiers = [t for t in policy.tiers if not t.backfill]
+        if not backfill or not priority_tiers:
+            return
+        usage = self.policy_usage(policy)
+        now_room = self.policy_room(policy, usage)
+        vacated = self.policy_room(policy, usage, without=backfill)
+        probes = self.probes(policy)
+        for tier in priority_tiers:
+            self.fill_tier(tier, vacated, dry=True, probes=probes)
+        if not vacated.created_processors:
+            return  # nothing priority could start even with backfill gone: nothing to gain
+        need_processors = vacated.created_processors - now_room.free
+        need_rate = vacated.created_rate - now_room.rate
+        if need_processors <= 0 and need_rate <= 1e-9:
+            return
+        # Room freed while backfill drains is priority's: backfill creates nothing meanwhile.
+        self.backfill_held = True
+        victims = [s for s in self.seen if s.machinetype in backfill and s.counts]
+        candidates = []
+        for s in victims:
+            if s.pending_delete or self.obs.drains.for_machine(s.name, s.machinetype):
+                need_processors -= s.processors  # room on its way
+                need_rate -= self.price_of(s)
+            elif s.trimmable:
+                candidates.append(s)
+        who = ", ".join(sorted(vacated.served)) or "priority work"
+        for s in sorted(candidates, key=lambda s: (-s.created_at, s.name)):
+            if need_processors <= 0 and need_rate <= 1e-9:
+                break
+            need_processors -= s.processors
+            need_rate -= self.price_of(s)
+            reason = f"backfill making room for {who}"
+            if policy.make_room.get(s.machinetype, "drain") == "delete":
+                self.delete(s, _OVER_LIMIT, reason + " (newest first)", MSG_REQUESTED)
+            else:
+                self.actions.append(Action(
+                    ActionKind.UPDATE, s.name, s.machinetype,
+                    f"drain: {reason}; shutdown in "
+                    f"{self.space.machinetypes[s.machinetype].drain_grace_seconds:g}s"
+                    if s.machinetype in self.space.machinetypes else f"drain: {reason}",
+                    processors=s.processors, machine=s.machine, message=MSG_REQUESTED,
+                    changes={POLICY_DRAIN: self.now}))
+
+    def create_by_policy(self, policy: SpacePolicy) -> None:
+        """Fill tier after tier: higher priority first, backfill last."""
+        room = self.policy_room(policy, self.policy_usage(policy))
+        probes = self.probes(policy)
+        for tier in policy.tiers:
+            if tier.backfill and self.backfill_held:
+                self.notes.append("backfill: no new machines while it makes room for priority "
+                                  "work")
+                continue
+            self.fill_tier(tier, room, dry=False, probes=probes)
+        if room.stopped_by and room.had_candidates:
+            self.notes.append(room.stopped_by)
+
+    def fill_tier(self, tier: Tier, room: _Room, *, dry: bool,
+                  probes: frozenset[str] | set[str] = frozenset()) -> None:
+        """Water-fill one tier by hs06-weighted share under every limit, the tier's caps,
+        the spend rate and the money left. `dry` only counts (for `make_room`); `probes`
+        get at most one machine, and none while one is already starting."""
+        money = self.obs.policy.money if self.obs.policy is not None else None
+        heap: list[tuple[float, str]] = []
+        candidates: dict[str, tuple[Machinetype, list[Flavor]]] = {}
+        for name, share in sorted(tier.shares.items()):
+            mt = self.space.machinetypes.get(name)
+            if mt is None or share <= 0 or not self.may_create(mt):
+                continue
+            if name in probes and room.mt_starting.get(name, 0) > 0:
+                continue
+            flavors = self.flavors_for(mt)
+            if money is not None:
+                unpriced = [f.name for f in flavors if f.price_per_hour is None]
+                if unpriced:
+                    self.notes.append(f"{name}: flavors without a price are not used on a "
+                                      f"budgeted space: {', '.join(unpriced)}")
+                flavors = [f for f in flavors if f.price_per_hour is not None]
+            if not flavors:
+                continue
+            candidates[name] = (mt, flavors)
+            heapq.heappush(heap, (room.mt_weighted.get(name, 0.0) / share, name))
+        if candidates:
+            room.had_candidates = True
+        probed: set[str] = set()
+        while heap:
+            if room.free <= 0:
+                room.stopped_by = (f"space full: processors_limit "
+                                   f"{self.space.processors_limit} reached")
+                break
+            if room.start_room <= 0:
+                room.stopped_by = (f"max_starting_processors "
+                                   f"{self.space.max_starting_processors} reached; more next pass")
+                break
+            if room.creates_left <= 0:
+                room.stopped_by = (f"creations capped at max_creates_per_pass "
+                                   f"({self.space.max_creates_per_pass})")
+                break
+            _, name = heapq.heappop(heap)
+            if name in probed:
+                continue
+            mt, flavors = candidates[name]
+            fit = min(room.free, room.start_room)
+            if mt.processors_limit is not None:
+                fit = min(fit, mt.processors_limit - room.mt_used.get(name, 0))
+            if mt.max_starting_processors is not None:
+                fit = min(fit, mt.max_starting_processors - room.mt_starting.get(name, 0))
+            if name in tier.caps:
+                fit = min(fit, tier.caps[name] - room.mt_used.get(name, 0))
+            reserve = money.reserve_seconds.get(name, 0.0) / 3600.0 if money else 0.0
+            sized = [f for f in flavors if f.processors <= fit]
+            flavor = next((f for f in sized if (f.price_per_hour or 0.0) <= room.rate + 1e-9
+                           and (f.price_per_hour or 0.0) * reserve <= room.money + 1e-9), None)
+            if flavor is None:
+                if sized and money is not None:
+                    room.stopped_by = (
+                        f"budget {money.budget}: spend rate paced to the budget, or the money "
+                        f"left ({room.money:.2f} {money.currency}) cannot pay for another "
+                        f"{name} machine until its max_wallclock_seconds")
+                continue
+            price = flavor.price_per_hour or 0.0
+            share_now = room.mt_weighted.get(name, 0.0)
+            if not dry:
+                self.actions.append(Action(
+                    ActionKind.CREATE, self.names(name), name,
+                    f"{name} ({tier.labels.get(name, name)}, "
+                    f"{'backfill' if tier.backfill else f'priority {tier.priority:g}'}) below "
+                    f"its share (hs06 {share_now:g} for share {tier.shares[name]:g})",
+                    processors=flavor.processors, flavor=flavor))
+            room.free -= flavor.processors
+            room.start_room -= flavor.processors
+            room.creates_left -= 1
+            room.rate -= price
+            room.money -= price * reserve
+            room.created_processors += flavor.processors
+            room.created_rate += price
+            room.served.add(tier.labels.get(name, name))
+            room.mt_used[name] = room.mt_used.get(name, 0) + flavor.processors
+            room.mt_starting[name] = room.mt_starting.get(name, 0) + flavor.processors
+            room.mt_weighted[name] = share_now + flavor.processors * mt.hs06_per_processor
+            if name in probes:
+                probed.add(name)
+                continue
+            heapq.heappush(heap, (room.mt_weighted[name] / tier.shares[name], name))
+
     def run(self) -> Plan:
         self.merge()
         self.decide_machines()
         self.enforce_limits()
-        self.bound_deletes()
-        self.create()
+        if self.obs.policy is None:
+            self.bound_deletes()
+            self.create()
+        else:
+            self.make_room(self.obs.policy)
+            self.bound_deletes()
+            self.create_by_policy(self.obs.policy)
         return Plan(space=self.space.name, actions=tuple(self.actions),
                     notes=tuple(dict.fromkeys(self.notes)), aborts=dict(self.aborts))
 

@@ -175,3 +175,40 @@ def _counts(r: MachineRecord) -> bool:
 def _hs06(space: Space, r: MachineRecord) -> float:
     mt = space.machinetypes.get(r.machinetype)
     return mt.hs06_per_processor if mt else 1.0
+
+
+def doctor_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]:
+    """One row per space: can we list it, are the machinetypes' flavors there, warnings."""
+    from vcyclectl.errors import VcyclectlError
+    from vcyclectl.reconcile import build_cloud
+
+    root = StateDir(config.state_dir)
+    state_id = root.open(create=False) if root.exists() else "unset"
+    rows: list[dict[str, Any]] = []
+    for space in spaces:
+        row: dict[str, Any] = {"space": space.name, "cloud": space.cloud, "ok": True,
+                               "machines": None, "flavors": None, "warnings": []}
+        try:
+            cloud = build_cloud(config, space, state_id)
+            row["machines"] = len(cloud.list_machines())
+            offered = {f.name: f for f in cloud.flavors()}
+            row["flavors"] = len(offered)
+            for mt in space.machinetypes.values():
+                missing = [n for n in mt.flavors if n not in offered]
+                if missing:
+                    row["warnings"].append(f"{mt.name}: flavors not offered: {', '.join(missing)}")
+                listed = [offered[n] for n in mt.flavors if n in offered]
+                fitting = [f for f in (listed if mt.flavors else list(offered.values()))
+                           if f.processors >= mt.min_processors and
+                           (mt.max_processors is None or f.processors <= mt.max_processors)]
+                if not fitting:
+                    row["ok"] = False
+                    row["warnings"].append(f"{mt.name}: no flavor fits min/max_processors")
+            health = getattr(cloud, "health", None)
+            if callable(health):
+                row["warnings"].extend(health())
+        except VcyclectlError as exc:
+            row["ok"] = False
+            row["warnings"].append(str(exc))
+        rows.append(row)
+    return rows

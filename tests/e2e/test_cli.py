@@ -225,3 +225,17 @@ def test_a_listing_that_lost_the_whole_fleet_is_not_trusted(vc: VC, cfg: Path,
     assert len(vc("--config", cfg, "list", "-o", "names").out.split()) == 12  # nothing forgotten
     run = vc("--config", cfg, "reconcile", "alpha.local", "--accept-empty-listing")
     assert run.code == 0 and "forgot 12" in run.err and "created 12" in run.err
+
+
+def test_doctor_checks_each_space_against_its_cloud(vc: VC, cfg: Path,
+                                                     write_config: Callable[..., Path]) -> None:
+    vc("--config", cfg, "reconcile")
+    rows = json.loads(vc("--config", cfg, "doctor", "-o", "json").out)
+    assert [(r["space"], r["ok"], r["machines"]) for r in rows] == [("alpha.local", True, 8),
+                                                                     ("beta.local", True, 2)]
+    broken = write_config(CONFIG.replace("atlas: {target_share: 1}",
+                                         "atlas: {target_share: 1, min_processors: 8}"))
+    run = vc("--config", broken, "doctor", "alpha.local", "-o", "json")
+    assert run.code == 1
+    (row,) = json.loads(run.out)
+    assert row["ok"] is False and "atlas: no flavor fits" in row["warnings"][0]

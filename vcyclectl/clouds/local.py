@@ -159,7 +159,7 @@ class LocalCloud:
 
     def flavors(self) -> list[Flavor]:
         if self.options.flavors:
-            return [Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour)
+            return [Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour, f.spot)
                     for f in self.options.flavors]
         n = self.options.processors_per_machine
         return [Flavor(f"local-{n}", n)]

@@ -15,6 +15,7 @@ class LocalFlavor:
     processors: int = field(metadata={"min": 1})
     memory_mb: int | None = field(default=None, metadata={"min": 1})
     price_per_hour: float | None = field(default=None, metadata={"min": 0})
+    spot: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,23 @@
 """Logging: a constant message plus key=value fields, one pass id per invocation.
 
-Logs go to stderr only (stdout is for data). Two levels: normal (INFO) and `-v` (DEBUG).
-Never pass secrets as fields: nothing here can tell them apart.
+Logs go to stderr only (stdout is for data). Two levels: normal (warnings) and `-v` (debug).
+Never pass secrets as fields: nothing here can tell them apart. The `logging` module is
+imported on the first message, not at start-up: read-only commands rarely log at all.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-LOGGER = logging.getLogger("vcyclectl")
+if TYPE_CHECKING:
+    import logging
+
 PASS_ID = os.urandom(4).hex()
+
+_LEVEL = {"verbose": False, "quiet": False}
+_logger: "logging.Logger | None" = None
 
 
 def fields(**values: Any) -> str:
@@ -27,23 +32,43 @@ def fields(**values: Any) -> str:
     return " ".join(parts)
 
 
+def logger() -> "logging.Logger":
+    """The configured `vcyclectl` logger, set up on first use."""
+    global _logger
+    if _logger is None:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(
+            f"%(asctime)s %(levelname)s pass={PASS_ID} %(message)s"))
+        made = logging.getLogger("vcyclectl")
+        made.handlers[:] = [handler]
+        made.propagate = False
+        made.setLevel(logging.DEBUG if _LEVEL["verbose"] else
+                      logging.ERROR if _LEVEL["quiet"] else logging.WARNING)
+        _logger = made
+    return _logger
+
+
 def info(message: str, **values: Any) -> None:
-    if LOGGER.isEnabledFor(logging.INFO):
-        LOGGER.info("%s %s", message, fields(**values))
+    if _LEVEL["verbose"]:
+        logger().info("%s %s", message, fields(**values))
 
 
 def debug(message: str, **values: Any) -> None:
-    if LOGGER.isEnabledFor(logging.DEBUG):
-        LOGGER.debug("%s %s", message, fields(**values))
+    if _LEVEL["verbose"]:
+        logger().debug("%s %s", message, fields(**values))
 
 
 def warning(message: str, **values: Any) -> None:
-    LOGGER.warning("%s %s", message, fields(**values))
+    if not _LEVEL["quiet"]:
+        logger().warning("%s %s", message, fields(**values))
 
 
 def setup(verbose: bool, quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s pass={PASS_ID} %(message)s"))
-    LOGGER.handlers[:] = [handler]
-    LOGGER.propagate = False
-    LOGGER.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
+    """Remember the levels (`-v`, `-q`); a logger already made is set up again with them."""
+    global _logger
+    _LEVEL["verbose"], _LEVEL["quiet"] = verbose, quiet
+    if _logger is not None:
+        _logger = None
+        logger()

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from vcyclectl.model import MachineState
+from vcyclectl.machinestate import MachineState
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,18 @@ reused without the CLI.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from vcyclectl.config import Config, Space
 from vcyclectl.errors import NotFound
 from vcyclectl.lock import is_locked, read_holder
-from vcyclectl.model import CloudMachine, MachineState
+from vcyclectl.machinestate import MachineState
 from vcyclectl.output import iso
 from vcyclectl.records import Drains, MachineRecord
 from vcyclectl.state import SpaceState, StateDir, valid_machine_name
+
+if TYPE_CHECKING:
+    from vcyclectl.model import CloudMachine
 
 LIST_FIELDS = ("name", "space", "machinetype", "state", "processors", "created_at", "draining",
                "flavor", "started_at", "zone", "cloud_id")

@@ -122,3 +122,45 @@ def read_handle_lines(handle: Any, offset: int = 0) -> tuple[list[Any], int]:
 def iter_lines(path: Path) -> Iterator[Any]:
     lines, _ = read_lines(path)
     yield from lines
+
+
+class JournalTail:
+    """Follow a journal that is appended to and now and then replaced whole (compaction).
+
+    Long-lived readers (`vcyclectl serve`, a driver shared by a pass's threads) read only what
+    was appended since their last look. They keep the file they read open: comparing only
+    inode numbers would be fooled when the file system reuses the number of a replaced
+    journal for a later one, and an open file's number cannot be reused.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+        self._offset = 0
+
+    def read_new(self) -> tuple[bool, list[Any]]:
+        """(started over, lines): when started over is true the lines are the whole journal
+        (or none: it does not exist) and the caller must forget what it had."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self.close()
+            return True, []
+        restart = self._handle is None or os.fstat(self._handle.fileno()).st_ino != st.st_ino
+        if restart:
+            self.close()
+            try:
+                self._handle = open(self.path, "rb")
+            except FileNotFoundError:
+                return True, []
+            self._offset = 0
+        elif st.st_size == self._offset:
+            return False, []  # nothing new: one stat, no read
+        lines, self._offset = read_handle_lines(self._handle, self._offset)
+        return restart, lines
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        self._offset = 0

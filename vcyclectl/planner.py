@@ -147,7 +147,9 @@ class _Seen:
 
 
 class _Planner:
-    def __init__(self, space: Space, obs: Observation, now: float, names: NameSource) -> None:
+    def __init__(self, space: Space, obs: Observation, now: float, names: NameSource,
+                 max_deletes: int | None = None) -> None:
+        self.max_deletes = space.max_deletes_per_pass if max_deletes is None else max_deletes
         self.space = space
         self.obs = obs
         self.now = now
@@ -385,7 +387,7 @@ class _Planner:
 
     def bound_deletes(self) -> None:
         self.deletes.sort(key=lambda d: (d[0], d[1], d[2].name))
-        limit = self.space.max_deletes_per_pass
+        limit = min(self.space.max_deletes_per_pass, self.max_deletes)
         kept = self.deletes[:limit]
         cut = self.deletes[limit:]
         if cut:
@@ -772,9 +774,15 @@ class _Planner:
                     notes=tuple(dict.fromkeys(self.notes)), aborts=dict(self.aborts))
 
 
-def plan(space: Space, observation: Observation, now: float, names: NameSource) -> Plan:
-    """Decide one pass over one space. Pure: same inputs (and names), same plan."""
-    return _Planner(space, observation, now, names).run()
+def plan(space: Space, observation: Observation, now: float, names: NameSource, *,
+         max_deletes: int | None = None) -> Plan:
+    """Decide one pass over one space. Pure: same inputs (and names), same plan.
+
+    `max_deletes` lowers the per-pass bound; `max_deletes=0` plans creations for a pass whose
+    deletions are already done: every machine, however ended, then counts against the limits,
+    since no deletion in this plan will be carried out.
+    """
+    return _Planner(space, observation, now, names, max_deletes).run()
 
 
 def processors_in_use(machines: Iterable[CloudMachine]) -> int:

@@ -224,7 +224,7 @@ class Pass:
             records=dict(records), reports=observed.observation.reports,
             drains=observed.observation.drains, backoff=backoff, flavors=observed.flavors,
             policy=self.policy() if observed.observation.policy is not None else None)
-        return planner.plan(self.space, observation, self.now(), self.names).creates
+        return planner.plan(self.space, observation, self.now(), self.names, max_deletes=0).creates
 
     def _event(self, action: str, name: str, machinetype: str, **extra: Any) -> None:
         entry = {"t": round(self.now(), 3), "pass": log.PASS_ID, "event": action, "machine": name,

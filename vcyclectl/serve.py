@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 from vcyclectl import log, mjf, tokens
 from vcyclectl.config import SPACE_NAME, Config
 from vcyclectl.errors import VcyclectlError
-from vcyclectl.jsonlog import ensure_dir, read_lines, write_atomic
+from vcyclectl.jsonlog import JournalTail, ensure_dir, write_atomic
 from vcyclectl.records import MachineRecord
 from vcyclectl.state import JOB_OUTPUT_NAME, SpaceState, StateDir, valid_machine_name
 
@@ -63,15 +63,14 @@ class Limits:
 class RecordsCache:
     """One space's machine records, kept current by reading only what was appended.
 
-    A compaction replaces the journal (new inode) and a shrink means the same: both make the
-    next look-up replay the file once. Thread-safe: a gthread worker shares one per space.
+    A compaction replaces the journal: the next look-up replays the new file once
+    (`JournalTail`). Thread-safe: a gthread worker shares one per space.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._raw: dict[str, Mapping[str, Any]] = {}
-        self._offset = 0
-        self._inode: int | None = None
+        self._tail = JournalTail(path)
         self._lock = threading.Lock()
         self.replays = 0  # full re-reads, for tests and the benchmark
 
@@ -82,17 +81,10 @@ class RecordsCache:
         return MachineRecord.from_record(raw) if raw is not None else None
 
     def _refresh(self) -> None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            self._raw, self._offset, self._inode = {}, 0, None
-            return
-        if st.st_ino != self._inode or st.st_size < self._offset:
-            self._raw, self._offset, self._inode = {}, 0, st.st_ino
+        restart, lines = self._tail.read_new()
+        if restart:
+            self._raw = {}
             self.replays += 1
-        if st.st_size == self._offset:
-            return
-        lines, self._offset = read_lines(self.path, self._offset)
         for line in lines:
             if not isinstance(line, dict):
                 continue

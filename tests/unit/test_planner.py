@@ -273,3 +273,14 @@ def test_message_codes() -> None:
     assert message_code("hello") is None
     assert is_abort("500 Problem", 1000, 10) and not is_abort("200 ok", 1, 10)
     assert is_abort(None, 5, 10) and not is_abort(None, None, 10)
+
+
+def test_a_creations_only_plan_counts_every_machine_it_will_not_delete() -> None:
+    """The reconciler re-plans creations after its deletions with max_deletes=0: a machine
+    that ended meanwhile (or whose deletion the per-pass bound cut) is still on the cloud and
+    must hold its capacity, or the space would overshoot."""
+    ms = [machine(f"m{i}", state=MachineState.STOPPED, shutdown_message="200 done")
+          for i in range(5)]
+    assert len(plan(space(5), observe(ms), NOW, names()).creates) == 5  # shown as if deleted
+    p = plan(space(5), observe(ms), NOW, names(), max_deletes=0)
+    assert not p.creates and not p.deletes

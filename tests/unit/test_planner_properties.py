@@ -209,3 +209,29 @@ def test_nothing_more_to_do_once_applied(scenario: tuple[Space, Observation]) ->
         assert not second.creates, (first, second)
         assert not second.of(ActionKind.ADOPT)
         assert not second.deletes, (first, second)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_two_phase_pass_never_exceeds_the_limit(scenario: tuple[Space, Observation]) -> None:
+    """What `reconcile` really does: carry out the plan's deletions, then plan creations
+    with `max_deletes=0` on what is left. Whatever is still on the cloud, in any state,
+    plus the new machines, stays within processors_limit."""
+    space, obs = scenario
+    first = plan(space, obs, NOW, names())
+    deleted = {a.name for a in first.deletes}
+    records = {n: (r.with_changes(deleting_at=NOW) if n in deleted else r)
+               for n, r in obs.records.items()}
+    left = replace(obs, machines=[m for m in obs.machines if m.name not in deleted],
+                   records=records)
+    second = plan(space, left, NOW, names(), max_deletes=0)
+    assert not second.deletes
+    if not second.creates:
+        return
+    present = sum(m.processors for m in left.machines if m.state is not MachineState.GONE)
+    on_cloud = {m.name for m in left.machines}
+    in_flight = sum(r.processors for r in left.records.values()
+                    if r.name not in on_cloud and r.state is MachineState.CREATING
+                    and r.deleting_at is None and NOW - r.created_at < space.intent_timeout_seconds)
+    created = sum(a.processors for a in second.creates)
+    assert present + in_flight + created <= space.processors_limit

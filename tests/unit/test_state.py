@@ -139,3 +139,23 @@ def test_lock_is_exclusive_and_reports_holder(tmp_path: Path) -> None:
     finally:
         first.release()
     assert not is_locked(tmp_path / "s")
+
+
+def test_journal_tail_follows_replacements_even_when_inode_numbers_are_reused(
+        tmp_path: Path) -> None:
+    """A long-lived reader must notice every compaction, including one whose new file gets
+    the inode number of a journal it had read before (file systems reuse freed numbers)."""
+    from vcyclectl.jsonlog import JournalTail, append_lines, write_atomic
+
+    path = tmp_path / "j.jsonl"
+    append_lines(path, [{"n": i} for i in range(50)])
+    tail = JournalTail(path)
+    restart, lines = tail.read_new()
+    assert restart and len(lines) == 50
+    append_lines(path, [{"n": 50}])
+    assert tail.read_new() == (False, [{"n": 50}])
+    for generation in range(20):  # many replacements between two looks
+        write_atomic(path, b'{"gen": %d}\n' % generation)
+    restart, lines = tail.read_new()
+    assert restart and lines == [{"gen": 19}]
+    assert tail.read_new() == (False, [])

@@ -26,7 +26,6 @@ processes may call it at once.
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import threading
 import time
@@ -38,8 +37,7 @@ from typing import Any, Callable
 from vcyclectl.clouds.base import CloudContext
 from vcyclectl.clouds.local_options import LocalOptions
 from vcyclectl.errors import IncompleteListing, QuotaExceeded, Transient
-from vcyclectl.jsonlog import (append_lines, dumps_line, ensure_dir, read_handle_lines,
-                               write_atomic)
+from vcyclectl.jsonlog import JournalTail, append_lines, dumps_line, ensure_dir, write_atomic
 from vcyclectl.model import CloudMachine, Flavor, MachineSpec, MachineState
 
 MSG_DONE = "200 Intended work completed ok"
@@ -92,8 +90,7 @@ class LocalCloud:
         self.journal = self.folder / "machines.jsonl"
         self.lock_path = self.folder / "lock"
         self._entries: dict[str, _Entry] = {}
-        self._offset = 0
-        self._inode: int | None = None
+        self._tail = JournalTail(self.journal)
         self._lines = 0
         self._mutex = threading.Lock()
         self._api_rng = random.Random()
@@ -195,22 +192,10 @@ class LocalCloud:
 
     # -- the journal ----------------------------------------------------------------------
     def _refresh(self) -> None:
-        """Read only what was appended since the last call (or everything after a compaction).
-
-        The inode comes from the open file itself: a compaction renaming a new journal into
-        place between a stat and an open must not make us read the new file from the old
-        file's offset.
-        """
-        try:
-            handle = open(self.journal, "rb")
-        except FileNotFoundError:
-            self._entries, self._offset, self._inode, self._lines = {}, 0, None, 0
-            return
-        with handle:
-            inode = os.fstat(handle.fileno()).st_ino
-            if inode != self._inode:
-                self._entries, self._offset, self._inode, self._lines = {}, 0, inode, 0
-            lines, self._offset = read_handle_lines(handle, self._offset)
+        """Apply what was appended since the last call (all of it after a compaction)."""
+        restart, lines = self._tail.read_new()
+        if restart:
+            self._entries, self._lines = {}, 0
         self._lines += len(lines)
         for line in lines:
             if "put" in line:
@@ -227,9 +212,7 @@ class LocalCloud:
             return
         data = b"".join(dumps_line({"put": e.to_record()}) for e in self._entries.values())
         write_atomic(self.journal, data)
-        self._inode = os.stat(self.journal).st_ino
-        self._offset = len(data)
-        self._lines = len(self._entries)
+        self._refresh()  # follow the new file (re-reads what we just wrote)
 
     def _file_lock(self) -> "_FileLock":
         return _FileLock(self.lock_path)

@@ -15,6 +15,7 @@ import typer
 
 from vcyclectl import __version__
 from vcyclectl.commands import configcmd, doctor, drain, machines, reconcile, serve, status
+from vcyclectl.commands.importcmd import import_app
 from vcyclectl.commands.context import AppContext, check_output
 from vcyclectl.commands import policy as policy_commands
 
@@ -71,6 +72,7 @@ app.add_typer(configcmd.config_app, name="config")
 app.command("budget")(policy_commands.budget)
 app.command("schedule")(policy_commands.schedule)
 app.command("simulate")(policy_commands.simulate)
+app.add_typer(import_app, name="import")
 
 
 def _click_module() -> Any:

@@ -520,9 +520,12 @@ def refresh_space(config: "Config", space: "Space", *, now: float | None = None)
     sources: tuple[PipeSource, ...] = getattr(space, "pipes", ())
     changed = False
     for source in sources:
-        if not source.is_url:
-            continue  # a local file is read afresh at every load
         try:
+            if not source.is_url:
+                # Read afresh at every load anyway: only keep the last good copy for when
+                # the file breaks, without expanding the config again.
+                refresh(config.state_dir, source.location, now=now, force=True)
+                continue
             changed = refresh(config.state_dir, source.location, now=now).changed or changed
         except OSError as exc:  # the state directory itself: keep going with what we have
             log.warning("vacuum pipe cache not writable", pipe=source.location, error=str(exc))

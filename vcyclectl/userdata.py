@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -122,7 +123,28 @@ def render(template: Template | None, *, config: Config, space: Space, mt: Machi
             return fixed[word]
         return values.get(word[len("option_"):], match.group(0))
 
-    return PLACEHOLDER.sub(substitute, template.text)
+    return "".join(_substitute_line(line, substitute)
+                   for line in template.text.splitlines(keepends=True))
+
+
+_ALONE = re.compile(r"([ \t]+)##user_data_([A-Za-z0-9_]+)##([ \t]*)(\r?\n?)")
+
+
+def _substitute_line(line: str, substitute: "typing.Callable[[re.Match[str]], str]") -> str:
+    """Substitute one template line. A multi-line value that stands alone on an indented
+    line (a YAML block scalar in a #cloud-config template: a PEM proxy, a token file) keeps
+    that indentation on every line, so the YAML stays valid; elsewhere, as in Vac/Vcycle's
+    shell templates, values go in exactly as they are."""
+    alone = _ALONE.fullmatch(line)
+    if alone:
+        match = PLACEHOLDER.search(line)
+        assert match is not None
+        value = substitute(match)
+        if "\n" in value:
+            indent = alone.group(1)
+            body = value.rstrip("\n").split("\n")
+            return "".join(indent + part + "\n" for part in body)
+    return PLACEHOLDER.sub(substitute, line)
 
 
 def check_all(config: Config) -> int:

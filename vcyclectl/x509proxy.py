@@ -89,7 +89,7 @@ def make_proxy(credential: Credential, lifetime_seconds: float, *,
     end = min(end, issuer_end)
     proxy_key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     serial = x509.random_serial_number() >> 96  # RFC 3820: the CN is the serial, kept short
-    subject = x509.Name(list(issuer.subject) + [
+    subject = x509.Name(list(issuer.subject.rdns) + [
         x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, str(serial))])])
     # ProxyCertInfo ::= SEQUENCE { ProxyPolicy ::= SEQUENCE { policyLanguage OID } }
     # (no path length limit), DER-encoded by hand: cryptography has no type for it.

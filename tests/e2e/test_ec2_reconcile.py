@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clouds"))
 from moto_server import (  # noqa: E402
     DUMMY_AWS_ENV, REMOVED_AWS_ENV, moto_server, register_image, reset,
 )
-from tests.conftest import Run, run_process  # noqa: E402
+from tests.conftest import run_process  # noqa: E402
+from tests.e2e.cloudspace import space_config, vcyclectl  # noqa: E402
 from vcyclectl.clouds.base import TAG_SPACE  # noqa: E402
 
 SPACE = "aws.example.org"
@@ -51,44 +52,20 @@ def ec2(endpoint: str, env: dict[str, str]) -> Any:
 
 @pytest.fixture
 def config(tmp_path: Path, endpoint: str, ec2: Any) -> Path:
-    ami = register_image(ec2, "cernvm4-lhcb")
-    (tmp_path / "lhcb.user_data").write_text(
-        "#!/bin/sh\necho ##user_data_machinetype## ##user_data_machine_hostname##\n")
-    path = tmp_path / "vcyclectl.yaml"
-    path.write_text(f"""\
-state_dir: {tmp_path / 'state'}
-defaults:                 # a machine killed early is no abort here: no backoff, replace it
-  backoff_seconds: 0
-  fizzle_seconds: 0
-  max_wallclock_seconds: 3600
-  drain_grace_seconds: 0
-spaces:
-  {SPACE}:
-    cloud: ec2
-    processors_limit: 8
-    max_starting_processors: 8
-    ec2:
-      region: {REGION}
-      endpoint_url: {endpoint}
-      image: cernvm4-lhcb
-      image_owners: [self]
-      instance_types: [m5.large, m5.xlarge]
-      tags: {{project: lhcb}}
-      max_attempts: 2
-    machinetypes:
-      lhcb:
+    assert register_image(ec2, "cernvm4-lhcb")
+    return space_config(tmp_path, SPACE, "ec2", f"""
+        region: {REGION}
+        endpoint_url: {endpoint}
+        image: cernvm4-lhcb
+        image_owners: [self]
+        instance_types: [m5.large, m5.xlarge]
+        tags: {{project: lhcb}}
+        max_attempts: 2
+        """, """
         min_processors: 2
         max_processors: 2
         user_data: lhcb.user_data
-""")
-    assert ami
-    return path
-
-
-def vcyclectl(config: Path, *args: str) -> Run:
-    result = run_process("--config", config, *args, timeout=120)
-    assert result.code == 0, result.err
-    return result
+        """)
 
 
 def live(ec2: Any) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clouds"))
 
 from gce_fake import FakeCompute  # noqa: E402
-from tests.conftest import Run, run_process  # noqa: E402
+from tests.e2e.cloudspace import space_config, vcyclectl  # noqa: E402
 from vcyclectl.clouds.base import TAG_SPACE  # noqa: E402
 from vcyclectl.clouds.gce_options import label_value  # noqa: E402
 
@@ -36,44 +36,22 @@ def fake() -> Iterator[FakeCompute]:
 
 
 def write_config(tmp_path: Path, fake: FakeCompute, provisioning_model: str) -> Path:
-    (tmp_path / "lhcb.user_data").write_text(
-        "#cloud-config\nruncmd: [echo ##user_data_machinetype## "
-        "##user_data_machine_hostname##]\n")
-    path = tmp_path / "vcyclectl.yaml"
-    path.write_text(f"""\
-state_dir: {tmp_path / 'state'}
-defaults:                 # a machine killed early is no abort here: no backoff, replace it
-  backoff_seconds: 0
-  fizzle_seconds: 0
-  max_wallclock_seconds: 3600
-spaces:
-  {SPACE}:
-    cloud: gce
-    processors_limit: 8
-    max_starting_processors: 8
-    gce:
-      project: {fake.project}
-      zones: [{', '.join(fake.zones)}]
-      machine_types: [e2-standard-2, e2-standard-4]
-      image: projects/cos-cloud/global/images/family/cos-stable
-      provisioning_model: {provisioning_model}
-      labels: {{experiment: lhcb}}
-      credentials: anonymous
-      api_endpoint: {fake.url}
-      operation_timeout_seconds: 20
-    machinetypes:
-      lhcb:
+    return space_config(tmp_path, SPACE, "gce", f"""
+        project: {fake.project}
+        zones: [{', '.join(fake.zones)}]
+        machine_types: [e2-standard-2, e2-standard-4]
+        image: projects/cos-cloud/global/images/family/cos-stable
+        provisioning_model: {provisioning_model}
+        labels: {{experiment: lhcb}}
+        credentials: anonymous
+        api_endpoint: {fake.url}
+        operation_timeout_seconds: 20
+        """, """
         min_processors: 2
         max_processors: 2
         user_data: lhcb.user_data
-""")
-    return path
-
-
-def vcyclectl(config: Path, *args: str) -> Run:
-    result = run_process("--config", config, *args, timeout=120)
-    assert result.code == 0, result.err
-    return result
+        """, user_data="#cloud-config\nruncmd: [echo ##user_data_machinetype## "
+                       "##user_data_machine_hostname##]\n", drain_grace_seconds=None)
 
 
 def live(fake: FakeCompute) -> dict[str, dict[str, object]]:

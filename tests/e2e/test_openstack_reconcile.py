@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clouds" / "open
 
 import os_controlplane  # noqa: E402
 from os_fixtures import Tenant, admin, new_tenant, openstack_cloud  # noqa: E402,F401
-from tests.conftest import Run, run_process  # noqa: E402
+from tests.conftest import run_process  # noqa: E402
+from tests.e2e.cloudspace import space_config, vcyclectl  # noqa: E402
 from vcyclectl.clouds.base import TAG_SPACE  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -44,43 +45,20 @@ def application_credential(tenant: Tenant) -> Any:
 def config(tmp_path: Path, tenant: Tenant) -> Path:
     cred = application_credential(tenant)
     (tmp_path / "appcred.secret").write_text(cred.secret + "\n")
-    (tmp_path / "lhcb.user_data").write_text(
-        "#!/bin/sh\necho ##user_data_machinetype## ##user_data_machine_hostname##\n")
-    path = tmp_path / "vcyclectl.yaml"
-    path.write_text(f"""\
-state_dir: {tmp_path / 'state'}
-defaults:                 # a machine killed early is no abort here: no backoff, replace it
-  backoff_seconds: 0
-  fizzle_seconds: 0
-  max_wallclock_seconds: 3600
-  drain_grace_seconds: 0
-spaces:
-  {SPACE}:
-    cloud: openstack
-    processors_limit: 8
-    max_starting_processors: 8
-    openstack:
-      auth_url: {tenant.cloud.auth_url}
-      region: {os_controlplane.REGION}
-      application_credential_id: {cred.id}
-      application_credential_secret_file: appcred.secret
-      network: none
-      metadata: {{site: loopback}}
-    machinetypes:
-      lhcb:
+    return space_config(tmp_path, SPACE, "openstack", f"""
+        auth_url: {tenant.cloud.auth_url}
+        region: {os_controlplane.REGION}
+        application_credential_id: {cred.id}
+        application_credential_secret_file: appcred.secret
+        network: none
+        metadata: {{site: loopback}}
+        """, f"""
         image: {os_controlplane.IMAGE_NAME}
         flavors: [m1.small, m1.tiny]
         min_processors: 2
         max_processors: 2
         user_data: lhcb.user_data
-""")
-    return path
-
-
-def vcyclectl(config: Path, *args: str) -> Run:
-    result = run_process("--config", config, *args, timeout=180)
-    assert result.code == 0, result.err
-    return result
+        """)
 
 
 def live(tenant: Tenant) -> dict[str, Any]:

@@ -387,18 +387,11 @@ class GceCloud:
             pager = clients.instances.aggregated_list(
                 request=request, retry=self._read_retry,
                 timeout=self.options.request_timeout_seconds)
-            for page in pager.pages:
-                if list(page.unreachables):
-                    raise IncompleteListing(f"GCE project {self.project}: unreachable: "
-                                            f"{', '.join(page.unreachables)}")
-                for scope, scoped in page.items.items():
-                    if scoped.warning.code == "UNREACHABLE":
-                        raise IncompleteListing(f"GCE project {self.project}: {scope} "
-                                                f"unreachable: {scoped.warning.message}")
-                    for instance in scoped.instances:
-                        instances.append(compute_v1.Instance.to_dict(
-                            instance, use_integers_for_enums=False,
-                            preserving_proto_field_name=False))
+            for scoped in self._complete_scopes(pager):
+                for instance in scoped.instances:
+                    instances.append(compute_v1.Instance.to_dict(
+                        instance, use_integers_for_enums=False,
+                        preserving_proto_field_name=False))
         ours = [i for i in instances if self._is_ours(i)]
         preempted: dict[str, dict[str, Any]] = {}
         if self._uses_spot() or any(_is_spot(i) for i in ours):
@@ -408,6 +401,19 @@ class GceCloud:
         machines.extend(self._vanished_preempted(op) for key, op in preempted.items()
                         if key not in listed and self._recent(op))
         return machines
+
+    def _complete_scopes(self, pager: Any) -> Iterator[Any]:
+        """Every zone's part of every page of an aggregated list, or `IncompleteListing` as
+        soon as GCE says a page or a zone could not be reached: never a partial view."""
+        for page in pager.pages:
+            if list(page.unreachables):
+                raise IncompleteListing(f"GCE project {self.project}: unreachable: "
+                                        f"{', '.join(page.unreachables)}")
+            for scope, scoped in page.items.items():
+                if scoped.warning.code == "UNREACHABLE":
+                    raise IncompleteListing(f"GCE project {self.project}: {scope} "
+                                            f"unreachable: {scoped.warning.message}")
+                yield scoped
 
     def _uses_spot(self) -> bool:
         return self.options.spot or any(getattr(o, "spot", False)
@@ -433,20 +439,13 @@ class GceCloud:
             pager = clients.global_operations.aggregated_list(
                 request=request, retry=self._read_retry,
                 timeout=self.options.request_timeout_seconds)
-            for page in pager.pages:
-                if list(page.unreachables):
-                    raise IncompleteListing(f"GCE project {self.project}: unreachable: "
-                                            f"{', '.join(page.unreachables)}")
-                for scope, scoped in page.items.items():
-                    if scoped.warning.code == "UNREACHABLE":
-                        raise IncompleteListing(f"GCE project {self.project}: {scope} "
-                                                "unreachable")
-                    for op in scoped.operations:
-                        data = compute_v1.Operation.to_dict(
-                            op, use_integers_for_enums=False,
-                            preserving_proto_field_name=False)
-                        if data.get("operationType") == PREEMPTED_OPERATION:
-                            found[str(data.get("targetId", ""))] = data
+            for scoped in self._complete_scopes(pager):
+                for op in scoped.operations:
+                    data = compute_v1.Operation.to_dict(
+                        op, use_integers_for_enums=False,
+                        preserving_proto_field_name=False)
+                    if data.get("operationType") == PREEMPTED_OPERATION:
+                        found[str(data.get("targetId", ""))] = data
         return found
 
     @staticmethod

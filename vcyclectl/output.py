@@ -21,16 +21,6 @@ def iso(timestamp: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-def ago(timestamp: float | None, now: float) -> str:
-    if timestamp is None:
-        return "-"
-    seconds = now - timestamp
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if abs(seconds) >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
 def write_json(data: Any, stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     json.dump(data, out, indent=2, sort_keys=False, default=str)
@@ -67,7 +57,6 @@ def _cell(value: Any) -> str:
 
 def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *, title: str | None = None,
           stream: TextIO | None = None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     grid = Table(title=title, show_edge=False, header_style="bold")
@@ -80,7 +69,6 @@ def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *, title: s
 
 def key_values(data: Mapping[str, Any], *, stream: TextIO | None = None) -> None:
     """A two-column view of one object (inspect)."""
-    from rich.console import Console
     from rich.table import Table
 
     grid = Table(show_header=False, show_edge=False, box=None)

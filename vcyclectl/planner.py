@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from vcyclectl.config import Machinetype, Space
 from vcyclectl.model import Action, ActionKind, CloudMachine, Flavor, MachineState, Plan
@@ -783,8 +783,3 @@ def plan(space: Space, observation: Observation, now: float, names: NameSource, 
     since no deletion in this plan will be carried out.
     """
     return _Planner(space, observation, now, names, max_deletes).run()
-
-
-def processors_in_use(machines: Iterable[CloudMachine]) -> int:
-    """Processors of machines that occupy capacity (for tests and status)."""
-    return sum(m.processors for m in machines if m.state.is_live)

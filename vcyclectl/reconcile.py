@@ -12,6 +12,7 @@ the CLI turns results into exit codes in one place. Safety rules kept here:
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -328,20 +329,20 @@ class Pass:
         if not creates:
             return
         templates: dict[str, userdata.Template | None] = {}
+        broken: set[str] = set()
         runnable: list[tuple[Action, MachineSpec]] = []
         for action in creates:
             mt = self.space.machinetypes[action.machinetype]
-            if mt.name not in templates:
+            if mt.name not in templates and mt.name not in broken:
                 try:
                     templates[mt.name] = userdata.load_template(self.space, mt)
                 except ConfigError as exc:
-                    templates[mt.name] = None
+                    broken.add(mt.name)
                     result.errors.append(str(exc))
                     result.outcome, result.reason = "failed", f"user_data: {exc}"
                     log.warning("user_data broken, not creating", space=self.space.name,
                                 machinetype=mt.name, error=str(exc))
-                    templates[mt.name + "/broken"] = None
-            if mt.name + "/broken" in templates:
+            if mt.name in broken:
                 continue
             assert action.flavor is not None
             spec = MachineSpec(
@@ -511,7 +512,7 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
                 "created": result.created, "deleted": result.deleted, "adopted": result.adopted,
                 "forgotten": result.forgotten, "failed_calls": result.failed_calls,
                 "seconds": round(time.monotonic() - started, 3), "notes": list(plan.notes),
-                "host": __import__("socket").gethostname()})
+                "host": socket.gethostname()})
         return result
     except LockTimeout as exc:
         result.outcome, result.reason = "timeout", str(exc)

@@ -91,12 +91,6 @@ class StateDir:
     def space(self, name: str) -> "SpaceState":
         return SpaceState(self.root / "spaces" / name, name)
 
-    def spaces_on_disk(self) -> list[str]:
-        try:
-            return sorted(p.name for p in (self.root / "spaces").iterdir() if p.is_dir())
-        except FileNotFoundError:
-            return []
-
 
 class SpaceState:
     """One space's files. Thread-safe appends: a pass's worker threads share one instance."""
@@ -316,8 +310,3 @@ class SpaceState:
         except FileNotFoundError:
             pass
         return Report(heartbeat_at=heartbeat_at, shutdown_message=message)
-
-    def remove_outputs(self, name: str) -> None:
-        import shutil
-
-        shutil.rmtree(self.machine_outputs_dir(name), ignore_errors=True)

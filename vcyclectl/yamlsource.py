@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -129,12 +129,3 @@ def deep_merge(base: Located, override: Located) -> Located:
             out[key] = value
         out.key_origins[key] = override.where(key)
     return out
-
-
-def walk(mapping: Located, prefix: str = "") -> Iterator[tuple[str, Any, Origin]]:
-    """Every (dotted key, value, origin) in a located tree, for tooling and tests."""
-    for key, value in mapping.items():
-        dotted = f"{prefix}{key}"
-        yield dotted, value, mapping.where(key)
-        if isinstance(value, Located):
-            yield from walk(value, dotted + ".")

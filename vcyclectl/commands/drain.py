@@ -7,16 +7,14 @@ from typing import Optional
 
 import typer
 
-from vcyclectl.commands.context import app_context, info
+from vcyclectl.commands.context import AppContext, app_context, info
 from vcyclectl.errors import NotFound
 
 
-def _resolve(app: object, target: str) -> tuple[str, Optional[str], Optional[str]]:
+def _resolve(app: AppContext, target: str) -> tuple[str, Optional[str], Optional[str]]:
     """(space, machinetype, machine) for a target, or NotFound naming what is missing."""
-    from vcyclectl.commands.context import AppContext
     from vcyclectl.views import find_machine
 
-    assert isinstance(app, AppContext)
     config = app.config()
     if "/" in target:
         space, _, mt = target.partition("/")

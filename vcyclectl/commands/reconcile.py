@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output, info
 from vcyclectl.errors import ExitStatus
+
+if TYPE_CHECKING:
+    from vcyclectl.model import Plan
 
 
 def exit_status(outcomes: list[str]) -> ExitStatus:
@@ -91,11 +94,9 @@ def plan(
     raise typer.Exit(int(exit_status([r.outcome for r in results])))
 
 
-def _print_plan(plan: object) -> None:
-    from vcyclectl.model import Plan
+def _print_plan(plan: "Plan") -> None:
     from vcyclectl.output import write_rows
 
-    assert isinstance(plan, Plan)
     write_rows([a.to_json() for a in plan.actions],
                ["action", "name", "machinetype", "processors", "reason"], "table",
                title=f"plan for {plan.space}")

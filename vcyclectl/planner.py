@@ -109,6 +109,17 @@ def is_abort(message: str | None, lived: float | None, fizzle_seconds: float) ->
     return lived is not None and lived < fizzle_seconds
 
 
+def fitting_flavors(mt: Machinetype, offered: Sequence[Flavor]) -> tuple[list[Flavor], list[str]]:
+    """(the flavors a machinetype may use, in its order, that fit min/max_processors;
+    the names it lists that the cloud does not offer). No `flavors:` means all offered."""
+    by_name = {f.name: f for f in offered}
+    unknown = [n for n in mt.flavors if n not in by_name]
+    listed = [by_name[n] for n in mt.flavors if n in by_name] if mt.flavors else list(offered)
+    fitting = [f for f in listed if f.processors >= mt.min_processors and
+               (mt.max_processors is None or f.processors <= mt.max_processors)]
+    return fitting, unknown
+
+
 @dataclass(slots=True)
 class _Seen:
     """One machine as the planner reasons about it: cloud view merged with the record.
@@ -487,17 +498,10 @@ class _Planner:
 
     def flavors_for(self, mt: Machinetype) -> list[Flavor]:
         """The machinetype's flavors, in its order, that fit min/max_processors."""
-        by_name = {f.name: f for f in self.obs.flavors}
-        if mt.flavors:
-            unknown = [n for n in mt.flavors if n not in by_name]
-            if unknown:
-                self.notes.append(f"{mt.name}: flavors not offered by the cloud: "
-                                  f"{', '.join(unknown)}")
-            listed = [by_name[n] for n in mt.flavors if n in by_name]
-        else:
-            listed = list(self.obs.flavors)
-        fitting = [f for f in listed if f.processors >= mt.min_processors and
-                   (mt.max_processors is None or f.processors <= mt.max_processors)]
+        fitting, unknown = fitting_flavors(mt, self.obs.flavors)
+        if unknown:
+            self.notes.append(f"{mt.name}: flavors not offered by the cloud: "
+                              f"{', '.join(unknown)}")
         if not fitting:
             self.notes.append(f"{mt.name}: no flavor fits min_processors {mt.min_processors} "
                               f"/ max_processors {mt.max_processors}")

@@ -183,6 +183,7 @@ def _hs06(space: Space, r: MachineRecord) -> float:
 def doctor_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]:
     """One row per space: can we list it, are the machinetypes' flavors there, warnings."""
     from vcyclectl.errors import VcyclectlError
+    from vcyclectl.planner import fitting_flavors
     from vcyclectl.reconcile import build_cloud
 
     root = StateDir(config.state_dir)
@@ -194,16 +195,12 @@ def doctor_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]
         try:
             cloud = build_cloud(config, space, state_id)
             row["machines"] = len(cloud.list_machines())
-            offered = {f.name: f for f in cloud.flavors()}
+            offered = cloud.flavors()
             row["flavors"] = len(offered)
             for mt in space.machinetypes.values():
-                missing = [n for n in mt.flavors if n not in offered]
+                fitting, missing = fitting_flavors(mt, offered)
                 if missing:
                     row["warnings"].append(f"{mt.name}: flavors not offered: {', '.join(missing)}")
-                listed = [offered[n] for n in mt.flavors if n in offered]
-                fitting = [f for f in (listed if mt.flavors else list(offered.values()))
-                           if f.processors >= mt.min_processors and
-                           (mt.max_processors is None or f.processors <= mt.max_processors)]
                 if not fitting:
                     row["ok"] = False
                     row["warnings"].append(f"{mt.name}: no flavor fits min/max_processors")

@@ -12,8 +12,22 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Hypothesis profiles. `ci` (chosen when CI=true, as .ci/run has it) is derandomized with no
+# example database: every fresh clone draws the same examples, so CI gives the same answer
+# each time. `dev` (the default elsewhere) explores afresh on every run and remembers what
+# failed. `explore` draws ten times as many: `pytest --hypothesis-profile=explore`, or
+# `pytest --hypothesis-seed=N` to replay one exploration.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes")
+                      else "dev")
 
 
 @dataclass

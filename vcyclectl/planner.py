@@ -60,6 +60,7 @@ class _Room:
     mt_weighted: dict[str, float] = field(default_factory=dict)
     created_processors: int = 0
     created_rate: float = 0.0
+    created_money: float = 0.0
     served: set[str] = field(default_factory=set)
     stopped_by: str = ""
     had_candidates: bool = False
@@ -76,6 +77,7 @@ class _Usage:
     rate: dict[str, float] = field(default_factory=dict)
     realized: float = 0.0
     reserved: float = 0.0
+    unrealized: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -542,8 +544,10 @@ class _Planner:
                 continue  # ended ones are in `finished_spend`; older ones are not this budget's
             price = self.price_of(s)
             age = max(0.0, now - s.created_at)
+            held = price * max(age, reserve.get(mt, 0.0)) / 3600.0
             usage.realized += price * age / 3600.0
-            usage.reserved += price * max(age, reserve.get(mt, 0.0)) / 3600.0
+            usage.reserved += held
+            usage.unrealized[mt] = usage.unrealized.get(mt, 0.0) + held - price * age / 3600.0
             if counts:
                 rate[mt] = rate.get(mt, 0.0) + price
         return usage
@@ -556,7 +560,8 @@ class _Planner:
         Money: every machine created in the window is paid for up front until its
         `max_wallclock_seconds` (plus the budget's margin), so the hard ceiling holds even
         if every machine runs to its end; pacing allows the spend rate that lands the
-        budget's slice for this space on its end date.
+        budget's slice for this space on its end date. Machines of `without` give back the
+        part of that up-front payment they have not yet used, as they would if gone now.
         """
         space = self.space
         keep = [mt for mt in usage.used if mt not in without]
@@ -579,7 +584,8 @@ class _Planner:
                 rate = sum(r for mt, r in usage.rate.items() if mt not in without)
                 room.rate = paced_rate(money.allotment, money.finished_spend + usage.realized,
                                        self.now, money.end_at) - rate
-                room.money = money.allotment - money.finished_spend - usage.reserved
+                room.money = (money.allotment - money.finished_spend - usage.reserved +
+                              sum(usage.unrealized.get(mt, 0.0) for mt in without))
         return room
 
     def proven(self, machinetype: str) -> bool:
@@ -612,11 +618,16 @@ class _Planner:
         """Backfill makes room for priority communities that have work and cannot get it.
 
         What priority tiers would create if backfill were gone is compared with what they
-        can create now; the shortfall (processors, and spend rate on a paced space) is taken
+        can create now; the shortfall (processors; on a budgeted space also spend rate and
+        the money that backfill holds reserved until its `max_wallclock_seconds`) is taken
         from backfill machines newest first, so the oldest, most-invested machines are the
         last to go, by drain (MJF shutdown time, deleted after `drain_grace_seconds`) or by
         delete as each backfill community's `make_room` says. Machines already draining
         count as room on its way.
+
+        Money matters near the end of a budget: there backfill's reservations, not
+        processors or pace, are what keep priority work waiting, and without counting them
+        priority would wait for backfill to end by itself (up to its wallclock).
         """
         backfill = policy.backfill_machinetypes
         priority_tiers = [t for t in policy.tiers if not t.backfill]
@@ -632,26 +643,35 @@ class _Planner:
             return  # nothing priority could start even with backfill gone: nothing to gain
         need_processors = vacated.created_processors - now_room.free
         need_rate = vacated.created_rate - now_room.rate
-        if need_processors <= 0 and need_rate <= 1e-9:
+        need_money = (vacated.created_money - now_room.money
+                      if policy.money is not None else 0.0)
+        if need_processors <= 0 and need_rate <= 1e-9 and need_money <= 1e-9:
             return
         # Room freed while backfill drains is priority's: backfill creates nothing meanwhile.
         self.backfill_held = True
         victims = [s for s in self.seen if s.machinetype in backfill and s.counts]
         candidates = []
         for s in victims:
-            if s.pending_delete or self.obs.drains.for_machine(s.name, s.machinetype):
+            mark = None if s.pending_delete else self.obs.drains.for_machine(s.name,
+                                                                             s.machinetype)
+            if s.pending_delete or mark is not None:
                 need_processors -= s.processors  # room on its way
                 need_rate -= self.price_of(s)
+                need_money -= self.money_given_back(
+                    s, policy, drained_since=mark.since if mark is not None else None)
             elif s.trimmable:
                 candidates.append(s)
         who = ", ".join(sorted(vacated.served)) or "priority work"
         for s in sorted(candidates, key=lambda s: (-s.created_at, s.name)):
-            if need_processors <= 0 and need_rate <= 1e-9:
+            if need_processors <= 0 and need_rate <= 1e-9 and need_money <= 1e-9:
                 break
+            drain = policy.make_room.get(s.machinetype, "drain") != "delete"
             need_processors -= s.processors
             need_rate -= self.price_of(s)
+            need_money -= self.money_given_back(s, policy,
+                                                drained_since=self.now if drain else None)
             reason = f"backfill making room for {who}"
-            if policy.make_room.get(s.machinetype, "drain") == "delete":
+            if not drain:
                 self.delete(s, _OVER_LIMIT, reason + " (newest first)", MSG_REQUESTED)
             else:
                 self.actions.append(Action(
@@ -661,6 +681,24 @@ class _Planner:
                     if s.machinetype in self.space.machinetypes else f"drain: {reason}",
                     processors=s.processors, machine=s.machine, message=MSG_REQUESTED,
                     changes={POLICY_DRAIN: self.now}))
+
+    def money_given_back(self, s: _Seen, policy: SpacePolicy, *,
+                         drained_since: float | None) -> float:
+        """What of the budget a machine holds reserved until its `max_wallclock_seconds`
+        comes back when it ends early: all of the unused part when deleted, what is left
+        after its shutdown time (`drain_grace_seconds` after `drained_since`) when drained;
+        the grace is counted in full, so the estimate errs low and enough room is asked."""
+        money = policy.money
+        if money is None or (s.record is not None and s.record.finished) or \
+                s.created_at < money.start_at:
+            return 0.0
+        mt = self.space.machinetypes.get(s.machinetype)
+        held_until = s.created_at + max(self.now - s.created_at,
+                                        money.reserve_seconds.get(s.machinetype, 0.0))
+        ends = self.now
+        if drained_since is not None and mt is not None:
+            ends = max(self.now, drained_since + mt.drain_grace_seconds)
+        return self.price_of(s) * max(0.0, held_until - ends) / 3600.0
 
     def create_by_policy(self, policy: SpacePolicy) -> None:
         """Fill tier after tier: higher priority first, backfill last."""
@@ -754,6 +792,7 @@ class _Planner:
             room.money -= price * reserve
             room.created_processors += flavor.processors
             room.created_rate += price
+            room.created_money += price * reserve
             room.served.add(tier.labels.get(name, name))
             room.mt_used[name] = room.mt_used.get(name, 0) + flavor.processors
             room.mt_starting[name] = room.mt_starting.get(name, 0) + flavor.processors

@@ -547,7 +547,7 @@ def test_the_fake_rejects_filters_it_cannot_parse() -> None:
 
 # -- options and naming ---------------------------------------------------------------------
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=2 * settings().max_examples, deadline=None)
 @given(st.from_regex(r"[a-z0-9][a-z0-9.-]{0,120}", fullmatch=True))
 def test_label_values_are_always_valid_gce_label_values(name: str) -> None:
     encoded = label_value(name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -28,16 +27,21 @@ def spec(name: str, processors: int = 1) -> MachineSpec:
 
 
 def test_machine_lifecycle_follows_the_clock(tmp_path: Path) -> None:
-    c = cloud(tmp_path, boot_seconds=0.3, job_seconds=0.6, no_work_probability=0.0)
+    """Driven by a clock the test moves, not by sleeps that a loaded machine can outrun."""
+    c = cloud(tmp_path, boot_seconds=30, job_seconds=60, no_work_probability=0.0)
+    now = [1_800_000_000.0]
+    c.clock = lambda: now[0]
     c.create(spec("m-1"))
     assert [m.state for m in c.list_machines()] == [MachineState.STARTING]
-    time.sleep(0.35)
+    now[0] += 29.9
+    assert [m.state for m in c.list_machines()] == [MachineState.STARTING]
+    now[0] += 0.2
     (m,) = c.list_machines()
-    assert m.state is MachineState.RUNNING and m.heartbeat_at is not None
-    time.sleep(0.8)
+    assert m.state is MachineState.RUNNING and m.heartbeat_at == now[0]
+    now[0] += 60 * 1.25
     (m,) = c.list_machines()
     assert m.state is MachineState.STOPPED and m.shutdown_message == MSG_DONE
-    assert m.stopped_at is not None and m.started_at is not None
+    assert m.stopped_at is not None and m.started_at == 1_800_000_030.0
 
 
 def test_lives_are_seeded_by_name_so_every_process_agrees() -> None:

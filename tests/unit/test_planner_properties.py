@@ -131,7 +131,7 @@ def counted(space: Space, obs: Observation, p: Plan, machinetype: str | None = N
     return total
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(scenarios())
 def test_creation_never_exceeds_a_limit(scenario: tuple[Space, Observation]) -> None:
     space, obs = scenario
@@ -154,7 +154,7 @@ def test_creation_never_exceeds_a_limit(scenario: tuple[Space, Observation]) -> 
         assert obs.drains.for_machinetype(a.machinetype) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(scenarios())
 def test_healthy_machines_are_deleted_only_for_limits_or_drains(
         scenario: tuple[Space, Observation]) -> None:
@@ -180,14 +180,14 @@ def test_healthy_machines_are_deleted_only_for_limits_or_drains(
                 "no longer configured" in a.reason, a
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(scenarios())
 def test_planning_is_deterministic(scenario: tuple[Space, Observation]) -> None:
     space, obs = scenario
     assert plan(space, obs, NOW, names()) == plan(space, obs, NOW, names())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(scenarios())
 def test_nothing_more_to_do_once_applied(scenario: tuple[Space, Observation]) -> None:
     """Apply the plan, plan again at the same instant: no further creation is wanted unless
@@ -211,7 +211,7 @@ def test_nothing_more_to_do_once_applied(scenario: tuple[Space, Observation]) ->
         assert not second.deletes, (first, second)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(scenarios())
 def test_two_phase_pass_never_exceeds_the_limit(scenario: tuple[Space, Observation]) -> None:
     """What `reconcile` really does: carry out the plan's deletions, then plan creations

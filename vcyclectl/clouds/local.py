@@ -94,6 +94,8 @@ class LocalCloud:
         self._lines = 0
         self._mutex = threading.Lock()
         self._api_rng = random.Random()
+        #: The wall clock the simulated machines live by; a test may hand in its own.
+        self.clock: Callable[[], float] = time.time
 
     # -- the contract -----------------------------------------------------------------------
     def list_machines(self) -> list[CloudMachine]:
@@ -102,7 +104,7 @@ class LocalCloud:
         with self._mutex:
             self._refresh()
             entries = list(self._entries.values())
-        now = time.time()
+        now = self.clock()
         machines = [self._to_machine(e, now) for e in entries
                     if e.space == self.context.space and e.state_id == self.context.state_id]
         reporting = [m for m in machines if self._report_url(m.machinetype)]
@@ -128,14 +130,14 @@ class LocalCloud:
             for entry in self._entries.values():
                 if entry.name == spec.name:
                     # idempotent on the name
-                    return self._reports_hidden(self._to_machine(entry, time.time()))
+                    return self._reports_hidden(self._to_machine(entry, self.clock()))
             used = sum(e.processors for e in self._entries.values())
             if used + spec.processors > self.options.processors:
                 raise QuotaExceeded(f"local cloud quota: {used} of {self.options.processors} "
                                     f"processors in use, {spec.processors} more refused")
             entry = _Entry(id=uuid.uuid4().hex, name=spec.name, space=spec.space,
                            machinetype=spec.machinetype, processors=spec.processors,
-                           flavor=spec.flavor.name, created_at=time.time(),
+                           flavor=spec.flavor.name, created_at=self.clock(),
                            state_id=spec.state_id)
             append_lines(self.journal, [{"put": entry.to_record()}])
             self._offset_after_own_write()

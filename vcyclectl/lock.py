@@ -43,7 +43,7 @@ class SpaceLock:
 
     def __init__(self, space_dir: Path, pass_id: str = "") -> None:
         self.path = space_dir / "lock"
-        self.holder_path = space_dir / "holder.json"
+        self.holder_path = holder_path(space_dir)
         self.pass_id = pass_id
         self._handle: IO[str] | None = None
 
@@ -95,6 +95,11 @@ class SpaceLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def holder_path(space_dir: Path) -> Path:
+    """Where a space's lock holder says who it is (host, pid, since)."""
+    return space_dir / "holder.json"
 
 
 def read_holder(path: Path) -> Holder | None:

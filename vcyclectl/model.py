@@ -126,6 +126,10 @@ class Plan:
     actions: tuple[Action, ...]
     notes: tuple[str, ...] = ()
     aborts: Mapping[str, float] = field(default_factory=dict)
+    #: Processors per machinetype that counted against limits as observed (before this
+    #: plan's deletions), and when each machinetype's backoff ends: what `status` shows.
+    counted: Mapping[str, int] = field(default_factory=dict)
+    backoff_until: Mapping[str, float] = field(default_factory=dict)
 
     def of(self, kind: ActionKind) -> list[Action]:
         return [a for a in self.actions if a.kind is kind]

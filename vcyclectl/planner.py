@@ -24,9 +24,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from vcyclectl import rules
 from vcyclectl.config import Machinetype, Space
 from vcyclectl.model import Action, ActionKind, CloudMachine, Flavor, MachineState, Plan
-from vcyclectl.policy import SpacePolicy, Tier, paced_rate
+from vcyclectl.policy import SpaceMoney, SpacePolicy, Tier, paced_rate
 from vcyclectl.records import Drains, MachineRecord, Report
 
 NameSource = Callable[[str], str]
@@ -199,21 +200,10 @@ class _Planner:
         for name, record in self.obs.records.items():
             if name in on_cloud:
                 continue
-            if self.intent_in_flight(record):
+            if rules.intent_in_flight(record, self.space, self.now):
                 self.seen.append(self._seen(None, record))  # counts until it shows or expires
             else:
                 self.forget(record, None, "no longer on the cloud")
-
-    def intent_in_flight(self, record: MachineRecord) -> bool:
-        """A create the cloud does not list yet. Confirmed ones (with a cloud id) wait out
-        listing lag up to `create_timeout_seconds`; unconfirmed ones (the creating pass died
-        or the call's outcome was lost) only `intent_timeout_seconds`, after which a VM
-        that does turn up is adopted."""
-        if record.state is not MachineState.CREATING or record.deleting_at is not None:
-            return False
-        timeout = (self.space.create_timeout_seconds if record.cloud_id
-                   else self.space.intent_timeout_seconds)
-        return self.now - record.created_at < timeout
 
     def _seen(self, m: CloudMachine | None, record: MachineRecord) -> _Seen:
         mt = self.space.machinetypes.get(record.machinetype)
@@ -414,73 +404,14 @@ class _Planner:
 
     # -- creation -------------------------------------------------------------------------
     def create(self) -> None:
-        space = self.space
-        live = [s for s in self.seen if s.counts]
-        used = sum(s.processors for s in live)
-        starting = sum(s.processors for s in live if s.starting)
-        free = space.processors_limit - used
-        start_room = (space.max_starting_processors - starting
-                      if space.max_starting_processors is not None else math.inf)
-        creates_left = space.max_creates_per_pass
-        mt_used: dict[str, int] = {}
-        mt_starting: dict[str, int] = {}
-        mt_weighted: dict[str, float] = {}
-        for s in live:
-            mt_used[s.machinetype] = mt_used.get(s.machinetype, 0) + s.processors
-            if s.starting:
-                mt_starting[s.machinetype] = mt_starting.get(s.machinetype, 0) + s.processors
-            mt_weighted[s.machinetype] = mt_weighted.get(s.machinetype, 0.0) + \
-                s.processors * s.hs06_per_processor
-
-        heap: list[tuple[float, str]] = []
-        candidates: dict[str, tuple[Machinetype, list[Flavor]]] = {}
-        for name, mt in sorted(space.machinetypes.items()):
-            if not self.may_create(mt):
-                continue
-            flavors = self.flavors_for(mt)
-            if not flavors:
-                continue
-            candidates[name] = (mt, flavors)
-            heapq.heappush(heap, (mt_weighted.get(name, 0.0) / mt.target_share, name))
-
-        stopped_by = ""
-        while heap:
-            if free <= 0:
-                stopped_by = f"space full: processors_limit {space.processors_limit} reached"
-                break
-            if start_room <= 0:
-                stopped_by = (f"max_starting_processors {space.max_starting_processors} reached; "
-                              "more next pass")
-                break
-            if creates_left <= 0:
-                stopped_by = (f"creations capped at max_creates_per_pass "
-                              f"({space.max_creates_per_pass})")
-                break
-            _, name = heapq.heappop(heap)
-            mt, flavors = candidates[name]
-            room = min(free, start_room)
-            if mt.processors_limit is not None:
-                room = min(room, mt.processors_limit - mt_used.get(name, 0))
-            if mt.max_starting_processors is not None:
-                room = min(room, mt.max_starting_processors - mt_starting.get(name, 0))
-            flavor = next((f for f in flavors if f.processors <= room), None)
-            if flavor is None:
-                continue  # this machinetype is full for this pass; the others go on
-            share_now = mt_weighted.get(name, 0.0)
-            self.actions.append(Action(
-                ActionKind.CREATE, self.names(name), name,
-                f"{name} below its share (hs06 {share_now:g} for target_share "
-                f"{mt.target_share:g}); {int(min(free, 1e9))} processors free",
-                processors=flavor.processors, flavor=flavor))
-            free -= flavor.processors
-            start_room -= flavor.processors
-            creates_left -= 1
-            mt_used[name] = mt_used.get(name, 0) + flavor.processors
-            mt_starting[name] = mt_starting.get(name, 0) + flavor.processors
-            mt_weighted[name] = share_now + flavor.processors * mt.hs06_per_processor
-            heapq.heappush(heap, (mt_weighted[name] / mt.target_share, name))
-        if stopped_by and candidates:
-            self.notes.append(stopped_by)
+        """Without a provisioning policy, every machinetype is one tier, weighted by its own
+        `target_share`: the same fill loop as the policy's, with no money and no caps."""
+        tier = Tier(priority=0.0, shares={name: mt.target_share
+                                          for name, mt in self.space.machinetypes.items()})
+        room = self.room(self.usage(None), None)
+        self.fill_tier(tier, room, dry=False)
+        if room.stopped_by and room.had_candidates:
+            self.notes.append(room.stopped_by)
 
     def may_create(self, mt: Machinetype) -> bool:
         mark = self.obs.drains.for_machinetype(mt.name)
@@ -489,10 +420,8 @@ class _Planner:
             return False
         if mt.target_share <= 0:
             return False
-        last_abort = max(self.obs.backoff.get(mt.name, -math.inf),
-                         self.aborts.get(mt.name, -math.inf))
-        if self.now < last_abort + mt.backoff_seconds:
-            until = last_abort + mt.backoff_seconds
+        until = rules.backoff_until(mt, self.obs.backoff, self.aborts)
+        if self.now < until:
             self.notes.append(f"{mt.name}: in backoff for {until - self.now:.0f}s more "
                               "(a machine aborted)")
             return False
@@ -522,11 +451,10 @@ class _Planner:
                 return f.price_per_hour
         return 0.0  # adopted, of a flavor the cloud no longer lists: nothing known
 
-    def policy_usage(self, policy: SpacePolicy) -> _Usage:
+    def usage(self, money: SpaceMoney | None) -> _Usage:
         """One walk over the machines: per machinetype what counts against limits, and the
         money; rooms for any set of machinetypes are then derived without walking again."""
         usage = _Usage()
-        money = policy.money
         used, weighted, starting, rate = usage.used, usage.weighted, usage.starting, usage.rate
         start_at = money.start_at if money is not None else 0.0
         reserve = money.reserve_seconds if money is not None else {}
@@ -552,8 +480,8 @@ class _Planner:
                 rate[mt] = rate.get(mt, 0.0) + price
         return usage
 
-    def policy_room(self, policy: SpacePolicy, usage: _Usage,
-                    without: frozenset[str] = frozenset()) -> _Room:
+    def room(self, usage: _Usage, money: SpaceMoney | None,
+             without: frozenset[str] = frozenset()) -> _Room:
         """Free capacity now (processors, starts, creations, spend rate, budget), as if the
         machines of the machinetypes in `without` were gone.
 
@@ -574,7 +502,6 @@ class _Planner:
                      mt_starting={mt: usage.starting[mt] for mt in keep
                                   if mt in usage.starting},
                      mt_weighted={mt: usage.weighted[mt] for mt in keep})
-        money = policy.money
         if money is not None:
             if not money.start_at <= self.now < money.end_at:
                 self.notes.append(f"budget {money.budget}: outside its window, nothing is "
@@ -633,9 +560,9 @@ class _Planner:
         priority_tiers = [t for t in policy.tiers if not t.backfill]
         if not backfill or not priority_tiers:
             return
-        usage = self.policy_usage(policy)
-        now_room = self.policy_room(policy, usage)
-        vacated = self.policy_room(policy, usage, without=backfill)
+        usage = self.usage(policy.money)
+        now_room = self.room(usage, policy.money)
+        vacated = self.room(usage, policy.money, without=backfill)
         probes = self.probes(policy)
         for tier in priority_tiers:
             self.fill_tier(tier, vacated, dry=True, probes=probes)
@@ -702,7 +629,7 @@ class _Planner:
 
     def create_by_policy(self, policy: SpacePolicy) -> None:
         """Fill tier after tier: higher priority first, backfill last."""
-        room = self.policy_room(policy, self.policy_usage(policy))
+        room = self.room(self.usage(policy.money), policy.money)
         probes = self.probes(policy)
         for tier in policy.tiers:
             if tier.backfill and self.backfill_held:
@@ -775,15 +702,15 @@ class _Planner:
                         f"budget {money.budget}: spend rate paced to the budget, or the money "
                         f"left ({room.money:.2f} {money.currency}) cannot pay for another "
                         f"{name} machine until its max_wallclock_seconds")
+                elif not dry:
+                    self.notes.append(self.full_note(mt, tier, room, fit))
                 continue
             price = flavor.price_per_hour or 0.0
             share_now = room.mt_weighted.get(name, 0.0)
             if not dry:
                 self.actions.append(Action(
                     ActionKind.CREATE, self.names(name), name,
-                    f"{name} ({tier.labels.get(name, name)}, "
-                    f"{'backfill' if tier.backfill else f'priority {tier.priority:g}'}) below "
-                    f"its share (hs06 {share_now:g} for share {tier.shares[name]:g})",
+                    self.create_reason(tier, name, share_now, room),
                     processors=flavor.processors, flavor=flavor))
             room.free -= flavor.processors
             room.start_room -= flavor.processors
@@ -802,8 +729,32 @@ class _Planner:
                 continue
             heapq.heappush(heap, (room.mt_weighted[name] / tier.shares[name], name))
 
+    def full_note(self, mt: Machinetype, tier: Tier, room: _Room, fit: float) -> str:
+        """Why one machinetype gets no more machines this pass while others may."""
+        name, used = mt.name, room.mt_used.get(mt.name, 0)
+        if mt.processors_limit is not None and mt.processors_limit - used <= fit:
+            return f"{name}: its processors_limit {mt.processors_limit} reached"
+        if mt.max_starting_processors is not None and \
+                mt.max_starting_processors - room.mt_starting.get(name, 0) <= fit:
+            return (f"{name}: its max_starting_processors {mt.max_starting_processors} "
+                    "reached; more next pass")
+        if name in tier.caps and tier.caps[name] - used <= fit:
+            return f"{name}: {tier.labels.get(name, name)} cap of {tier.caps[name]} reached"
+        return f"{name}: no flavor fits the {max(fit, 0):g} processors left"
+
+    def create_reason(self, tier: Tier, name: str, share_now: float, room: _Room) -> str:
+        if self.obs.policy is None:
+            return (f"{name} below its share (hs06 {share_now:g} for target_share "
+                    f"{tier.shares[name]:g}); {int(min(room.free, 1e9))} processors free")
+        return (f"{name} ({tier.labels.get(name, name)}, "
+                f"{'backfill' if tier.backfill else f'priority {tier.priority:g}'}) below "
+                f"its share (hs06 {share_now:g} for share {tier.shares[name]:g})")
+
     def run(self) -> Plan:
         self.merge()
+        counted: dict[str, int] = {}
+        for s in self.seen:
+            counted[s.machinetype] = counted.get(s.machinetype, 0) + s.processors
         self.decide_machines()
         self.enforce_limits()
         if self.obs.policy is None:
@@ -814,7 +765,10 @@ class _Planner:
             self.bound_deletes()
             self.create_by_policy(self.obs.policy)
         return Plan(space=self.space.name, actions=tuple(self.actions),
-                    notes=tuple(dict.fromkeys(self.notes)), aborts=dict(self.aborts))
+                    notes=tuple(dict.fromkeys(self.notes)), aborts=dict(self.aborts),
+                    counted=counted, backoff_until={
+                        name: rules.backoff_until(mt, self.obs.backoff, self.aborts)
+                        for name, mt in self.space.machinetypes.items()})
 
 
 def plan(space: Space, observation: Observation, now: float, names: NameSource, *,

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Protocol, TypeVar
 
-from vcyclectl import log, planner
+from vcyclectl import log, planner, rules
 from vcyclectl.clouds.base import Cloud, CloudContext, load_driver
 from vcyclectl.config import Config, Space, machinetype_options
 from vcyclectl.errors import (CloudError, ConfigError, Fatal, LockTimeout, QuotaExceeded,
@@ -217,9 +217,7 @@ class Pass:
                         confirmed: set[str]) -> list[Action]:
         """Creations once deletions are done: only capacity the cloud has confirmed free is
         reused, so a delete that failed never lets the space overshoot its limits."""
-        backoff = dict(observed.observation.backoff)
-        for mt, when in plan.aborts.items():
-            backoff[mt] = max(backoff.get(mt, when), when)
+        backoff = rules.merged_aborts(observed.observation.backoff, plan.aborts)
         observation = planner.Observation(
             machines=[m for m in observed.machines if m.name not in confirmed],
             records=dict(records), reports=observed.observation.reports,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from vcyclectl import rules
 from vcyclectl.budget import Ledger, machine_cost
 from vcyclectl.clouds.local import Life, life_of
 from vcyclectl.clouds.local_options import LocalOptions
@@ -263,8 +264,7 @@ class Simulation:
                 if machine is not None:
                     self._finish(sim, machine, now)
                 sim.marks.pop(a.name, None)
-        for mt, when in p.aborts.items():
-            sim.backoff[mt] = max(sim.backoff.get(mt, when), when)
+        sim.backoff = rules.merged_aborts(sim.backoff, p.aborts)
         creates = p.creates
         if p.deletes:
             for a in p.deletes:

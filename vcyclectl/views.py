@@ -6,11 +6,12 @@ reused without the CLI.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from vcyclectl.config import Config, Space
 from vcyclectl.errors import NotFound
-from vcyclectl.lock import is_locked, read_holder
+from vcyclectl import rules
+from vcyclectl.lock import holder_path, is_locked, read_holder
 from vcyclectl.machinestate import MachineState
 from vcyclectl.output import iso
 from vcyclectl.records import Drains, MachineRecord
@@ -135,44 +136,49 @@ def status_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
     for space in spaces:
         store = root.space(space.name)
-        records = store.records()
-        drains = store.drains()
-        backoff = store.backoff()
         last = store.last_pass() or {}
-        holder = read_holder(store.path / "holder.json")
+        holder = read_holder(holder_path(store.path))
         locked = is_locked(store.path)
-        total_share = sum(mt.target_share for mt in space.machinetypes.values()) or 1.0
-        hs06_total = sum(r.processors * _hs06(space, r) for r in records.values()
-                         if _counts(r)) or 0.0
         lock_text = (f"{holder.host}:{holder.pid}" if locked and holder else
                      "held" if locked else "free")
-        for name, mt in sorted(space.machinetypes.items()):
-            mine = [r for r in records.values() if r.machinetype == name]
-            states: dict[str, int] = {}
-            for r in mine:
-                states[record_state(r)] = states.get(record_state(r), 0) + 1
-            used = sum(r.processors for r in mine if _counts(r))
-            hs06 = sum(r.processors * mt.hs06_per_processor for r in mine if _counts(r))
-            until = backoff.get(name, -1e18) + mt.backoff_seconds
-            rows.append({
-                "space": space.name, "machinetype": name, "machines": len(mine),
-                "states": states, "processors": used,
-                "processors_limit": mt.processors_limit if mt.processors_limit is not None
-                else space.processors_limit,
-                "space_processors_limit": space.processors_limit,
-                "target_share": round(mt.target_share / total_share, 4),
-                "actual_share": round(hs06 / hs06_total, 4) if hs06_total else 0.0,
-                "backoff_until": iso(until) if until > now else None,
-                "drained": drains.for_machinetype(name) is not None,
-                "lock": lock_text,
-                "last_pass": iso(last.get("finished_at")),
-                "last_pass_outcome": last.get("outcome"),
-            })
+        for row in machinetype_status(space, store.records(), store.backoff(), store.drains(),
+                                      now):
+            row.update({"lock": lock_text, "last_pass": iso(last.get("finished_at")),
+                        "last_pass_outcome": last.get("outcome")})
+            rows.append(row)
     return rows
 
 
-def _counts(r: MachineRecord) -> bool:
-    return r.deleting_at is None and r.state.is_live
+def machinetype_status(space: Space, records: Mapping[str, MachineRecord],
+                       backoff: Mapping[str, float], drains: Drains,
+                       now: float) -> list[dict[str, Any]]:
+    """The per-machinetype part of `status`, pure: which machines count against limits and
+    whether a machinetype is in backoff come from `rules`, as they do for the planner."""
+    counted = [r for r in records.values() if rules.record_counts(r, space, now)]
+    hs06_total = sum(r.processors * _hs06(space, r) for r in counted)
+    shares = rules.normalised_shares({n: mt.target_share
+                                      for n, mt in space.machinetypes.items()})
+    rows: list[dict[str, Any]] = []
+    for name, mt in sorted(space.machinetypes.items()):
+        mine = [r for r in records.values() if r.machinetype == name]
+        states: dict[str, int] = {}
+        for r in mine:
+            states[record_state(r)] = states.get(record_state(r), 0) + 1
+        used = sum(r.processors for r in counted if r.machinetype == name)
+        until = rules.backoff_until(mt, backoff)
+        rows.append({
+            "space": space.name, "machinetype": name, "machines": len(mine),
+            "states": states, "processors": used,
+            "processors_limit": mt.processors_limit if mt.processors_limit is not None
+            else space.processors_limit,
+            "space_processors_limit": space.processors_limit,
+            "target_share": round(shares[name], 4),
+            "actual_share": round(used * mt.hs06_per_processor / hs06_total, 4)
+            if hs06_total else 0.0,
+            "backoff_until": iso(until) if until > now else None,
+            "drained": drains.for_machinetype(name) is not None,
+        })
+    return rows
 
 
 def _hs06(space: Space, r: MachineRecord) -> float:

@@ -29,10 +29,10 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "clouds")]
 import boto3  # noqa: E402
 
 from moto_server import DUMMY_AWS_ENV, REMOVED_AWS_ENV, moto_server, register_image, reset  # noqa: E402
-from vcyclectl.clouds.base import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext  # noqa: E402
-from vcyclectl.clouds.ec2 import Ec2Cloud  # noqa: E402
-from vcyclectl.clouds.ec2_options import Ec2Options  # noqa: E402
-from vcyclectl.model import Flavor, MachineSpec  # noqa: E402
+from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext  # noqa: E402
+from vcyclectl.clouds.ec2.driver import Ec2Cloud  # noqa: E402
+from vcyclectl.clouds.ec2.options import Ec2Options  # noqa: E402
+from vcyclectl.core.model import Flavor, MachineSpec  # noqa: E402
 
 SPACE = "bench.example.org"
 STATE_ID = "st-bench"

@@ -6,8 +6,8 @@ Run: .venv/bin/python benchmarks/bench_gce.py [--instances 500] [--repeat 3]
    (tests/clouds/gce_fake.py) with the real client: the aim is one call per page of
    `page_size` (500 by default) - nothing per instance, nothing per zone. A SPOT space pays
    one more (paginated) call for the preemption operations.
-2. Import time of `vcyclectl.clouds.gce_options` (loaded by `config check` for every GCE
-   space) against `vcyclectl.clouds.gce` (which pulls in google.cloud.compute_v1), each in
+2. Import time of `vcyclectl.clouds.gce.options` (loaded by `config check` for every GCE
+   space) against `vcyclectl.clouds.gce.driver` (which pulls in google.cloud.compute_v1), each in
    a fresh interpreter, best of `--repeat`.
 """
 
@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT / "tests" / "clouds"))
 
 from gce_fake import FakeCompute  # noqa: E402
 
-from vcyclectl.clouds.base import (TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID,  # noqa: E402
+from vcyclectl.clouds.contract import (TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID,  # noqa: E402
                                    CloudContext)
-from vcyclectl.clouds.gce import GceCloud  # noqa: E402
-from vcyclectl.clouds.gce_options import GceOptions, label_value  # noqa: E402
+from vcyclectl.clouds.gce.driver import GceCloud  # noqa: E402
+from vcyclectl.clouds.gce.options import GceOptions, label_value  # noqa: E402
 
 SPACE = "bench.example.org"
 STATE_ID = "benchstate"
@@ -84,10 +84,10 @@ def main() -> None:
               f"{', +1 preemption operations' if spot else ''})  listed: {listed}  "
               f"{seconds * 1000:.0f} ms")
 
-    light = import_seconds("vcyclectl.clouds.gce_options", args.repeat)
-    heavy = import_seconds("vcyclectl.clouds.gce", args.repeat)
-    print(f"import vcyclectl.clouds.gce_options: {light * 1000:7.1f} ms (best of {args.repeat})")
-    print(f"import vcyclectl.clouds.gce:         {heavy * 1000:7.1f} ms (best of {args.repeat})")
+    light = import_seconds("vcyclectl.clouds.gce.options", args.repeat)
+    heavy = import_seconds("vcyclectl.clouds.gce.driver", args.repeat)
+    print(f"import vcyclectl.clouds.gce.options: {light * 1000:7.1f} ms (best of {args.repeat})")
+    print(f"import vcyclectl.clouds.gce.driver:         {heavy * 1000:7.1f} ms (best of {args.repeat})")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import os_controlplane  # noqa: E402
 from os_controlplane import ControlPlane  # noqa: E402
 from os_fixtures import new_tenant, spec  # noqa: E402
 
-from vcyclectl.clouds.openstack import OpenStackCloud  # noqa: E402
+from vcyclectl.clouds.openstack.driver import OpenStackCloud  # noqa: E402
 
 warnings.simplefilter("ignore", DeprecationWarning)  # openstacksdk-internal deprecations
 warnings.simplefilter("ignore", PendingDeprecationWarning)

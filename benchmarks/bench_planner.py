@@ -12,10 +12,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vcyclectl.config import Machinetype, Space  # noqa: E402
-from vcyclectl.model import CloudMachine, Flavor, MachineState  # noqa: E402
-from vcyclectl.names import random_names  # noqa: E402
-from vcyclectl.planner import Observation, plan  # noqa: E402
-from vcyclectl.records import MachineRecord, Report  # noqa: E402
+from vcyclectl.core.model import CloudMachine, Flavor, MachineState  # noqa: E402
+from vcyclectl.core.names import random_names  # noqa: E402
+from vcyclectl.core.planner import Observation, plan  # noqa: E402
+from vcyclectl.core.records import MachineRecord, Report  # noqa: E402
 
 NOW = 2_000_000_000.0
 TYPES = 50

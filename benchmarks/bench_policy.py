@@ -26,12 +26,12 @@ sys.path.insert(0, str(REPO))
 
 from vcyclectl import config  # noqa: E402
 from vcyclectl.config import Budget, Community, Config, Machinetype, Space  # noqa: E402
-from vcyclectl.model import CloudMachine, Flavor, MachineState  # noqa: E402
-from vcyclectl.names import random_names  # noqa: E402
-from vcyclectl.planner import Observation, plan  # noqa: E402
-from vcyclectl.policy import space_policy  # noqa: E402
-from vcyclectl.records import MachineRecord  # noqa: E402
-from vcyclectl.simulate import Simulation, load_demand  # noqa: E402
+from vcyclectl.core.model import CloudMachine, Flavor, MachineState  # noqa: E402
+from vcyclectl.core.names import random_names  # noqa: E402
+from vcyclectl.core.planner import Observation, plan  # noqa: E402
+from vcyclectl.core.provisioning import space_policy  # noqa: E402
+from vcyclectl.core.records import MachineRecord  # noqa: E402
+from vcyclectl.policy.simulate import Simulation, load_demand  # noqa: E402
 
 COMMUNITIES = 50
 MACHINES = 100_000

@@ -15,13 +15,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vcyclectl import config as config_module  # noqa: E402
-from vcyclectl.clouds.base import CloudContext  # noqa: E402
-from vcyclectl.clouds.local import LocalCloud  # noqa: E402
-from vcyclectl.jsonlog import append_lines, ensure_dir  # noqa: E402
-from vcyclectl.model import MachineState  # noqa: E402
+from vcyclectl.clouds.contract import CloudContext  # noqa: E402
+from vcyclectl.clouds.local.driver import LocalCloud  # noqa: E402
+from vcyclectl.state.files import append_lines, ensure_dir  # noqa: E402
+from vcyclectl.core.model import MachineState  # noqa: E402
 from vcyclectl.reconcile import reconcile_space  # noqa: E402
-from vcyclectl.records import MachineRecord  # noqa: E402
-from vcyclectl.state import StateDir  # noqa: E402
+from vcyclectl.core.records import MachineRecord  # noqa: E402
+from vcyclectl.state.store import StateDir  # noqa: E402
 
 MACHINES = 10_000
 SPACE = "bench.local"

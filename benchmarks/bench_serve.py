@@ -40,9 +40,9 @@ def free_port() -> int:
 
 def make_state(root: Path, machines: int) -> tuple[Path, list[str]]:
     """A state directory with `machines` running records, written as one journal append."""
-    from vcyclectl.model import MachineState
-    from vcyclectl.records import MachineRecord
-    from vcyclectl.state import StateDir
+    from vcyclectl.core.model import MachineState
+    from vcyclectl.core.records import MachineRecord
+    from vcyclectl.state.store import StateDir
 
     state = root / "state"
     StateDir(state).open(create=True)
@@ -142,7 +142,7 @@ def main() -> int:
     parser.add_argument("--aim-p99-ms", type=float, default=50.0)
     args = parser.parse_args()
 
-    from vcyclectl.tokens import machine_token
+    from vcyclectl.vm.tokens import machine_token
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-", dir=args.state_root) as tmp:
         root = Path(tmp)

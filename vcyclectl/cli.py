@@ -17,7 +17,7 @@ from vcyclectl import __version__
 from vcyclectl.commands import configcmd, doctor, drain, machines, reconcile, serve, status
 from vcyclectl.commands.importcmd import import_app
 from vcyclectl.commands.context import AppContext, check_output
-from vcyclectl.commands import policy as policy_commands
+from vcyclectl.commands import policycmd as policy_commands
 
 app = typer.Typer(
     name="vcyclectl",

@@ -28,13 +28,13 @@ from botocore.stub import ANY, Stubber
 from moto_server import (
     DUMMY_AWS_ENV, REMOVED_AWS_ENV, free_port, moto_server, post, register_image, reset,
 )
-from vcyclectl.clouds.base import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext
-from vcyclectl.clouds.ec2 import (
+from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext
+from vcyclectl.clouds.ec2.driver import (
     STATE_MAP, Ec2Cloud, NoCapacity, client_token,
 )
-from vcyclectl.clouds.ec2_options import Ec2Options
+from vcyclectl.clouds.ec2.options import Ec2Options
 from vcyclectl.errors import Fatal, IncompleteListing, QuotaExceeded, Transient
-from vcyclectl.model import CloudMachine, Flavor, MachineSpec, MachineState
+from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec, MachineState
 
 SPACE = "aws.example.org"
 STATE_ID = "st-0123456789"

@@ -30,14 +30,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from gce_fake import FakeCompute, discovery, parse_filter  # noqa: E402
 
-from vcyclectl.clouds.base import (TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID,  # noqa: E402
+from vcyclectl.clouds.contract import (TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID,  # noqa: E402
                                    CloudContext)
-from vcyclectl.clouds.gce import STATE_MAP, GceCloud, request_id, zone_order  # noqa: E402
-from vcyclectl.clouds.gce_options import (LABEL_VALUE, GceOptions,  # noqa: E402
+from vcyclectl.clouds.gce.driver import STATE_MAP, GceCloud, request_id, zone_order  # noqa: E402
+from vcyclectl.clouds.gce.options import (LABEL_VALUE, GceOptions,  # noqa: E402
                                           label_value)
 from vcyclectl.errors import (Fatal, IncompleteListing, QuotaExceeded,  # noqa: E402
                               Transient)
-from vcyclectl.model import CloudMachine, Flavor, MachineSpec, MachineState  # noqa: E402
+from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec, MachineState  # noqa: E402
 
 SPACE = "cumulus.example.org"
 STATE_ID = "s7x9k2"
@@ -583,7 +583,7 @@ def test_driver_refuses_a_block_with_problems(fake: FakeCompute) -> None:
 
 
 def test_options_module_imports_no_google_module() -> None:
-    code = ("import sys, vcyclectl.clouds.gce_options; "
+    code = ("import sys, vcyclectl.clouds.gce.options; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('google', 'googleapiclient', 'grpc', 'proto', 'requests')); "
             "print(bad); sys.exit(1 if bad else 0)")

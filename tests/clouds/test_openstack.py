@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "openstack"))
 import os_controlplane  # noqa: E402
 from os_fixtures import Tenant, admin, new_tenant, openstack_cloud, spec, tenant  # noqa: E402,F401
 
-from vcyclectl.clouds.base import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, Cloud, load_driver  # noqa: E402
-from vcyclectl.clouds.openstack import STATE_MAP, OpenStackCloud  # noqa: E402
-from vcyclectl.clouds.openstack_options import OpenStackOptions  # noqa: E402
+from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, Cloud, load_driver  # noqa: E402
+from vcyclectl.clouds.openstack.driver import STATE_MAP, OpenStackCloud  # noqa: E402
+from vcyclectl.clouds.openstack.options import OpenStackOptions  # noqa: E402
 from vcyclectl.errors import Fatal, QuotaExceeded, Transient  # noqa: E402
-from vcyclectl.model import CloudMachine, MachineState  # noqa: E402
-from vcyclectl.schema import REDACTED, to_display  # noqa: E402
+from vcyclectl.core.model import CloudMachine, MachineState  # noqa: E402
+from vcyclectl.config.schema import REDACTED, to_display  # noqa: E402
 
 # openstacksdk's own calls of its deprecated internals; nothing the driver can change.
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),

@@ -7,10 +7,10 @@ import threading
 import time
 from pathlib import Path
 
-from vcyclectl.clouds.base import CloudContext
-from vcyclectl.clouds.local import LocalCloud
-from vcyclectl.clouds.local_options import LocalOptions
-from vcyclectl.state import StateDir
+from vcyclectl.clouds.contract import CloudContext
+from vcyclectl.clouds.local.driver import LocalCloud
+from vcyclectl.clouds.local.options import LocalOptions
+from vcyclectl.state.store import StateDir
 
 
 def cloud_view(state_dir: Path, space: str, config: Path | None = None) -> LocalCloud:

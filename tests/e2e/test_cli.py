@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 
 from tests.conftest import Run, run_process
-from vcyclectl.lock import SpaceLock
+from vcyclectl.state.lock import SpaceLock
 
 CONFIG = """\
 state_dir: state

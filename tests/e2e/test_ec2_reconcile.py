@@ -23,7 +23,7 @@ from moto_server import (  # noqa: E402
 )
 from tests.conftest import run_process  # noqa: E402
 from tests.e2e.cloudspace import space_config, vcyclectl  # noqa: E402
-from vcyclectl.clouds.base import TAG_SPACE  # noqa: E402
+from vcyclectl.clouds.contract import TAG_SPACE  # noqa: E402
 
 SPACE = "aws.example.org"
 REGION = "us-east-1"

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clouds"))
 
 from gce_fake import FakeCompute  # noqa: E402
 from tests.e2e.cloudspace import space_config, vcyclectl  # noqa: E402
-from vcyclectl.clouds.base import TAG_SPACE  # noqa: E402
-from vcyclectl.clouds.gce_options import label_value  # noqa: E402
+from vcyclectl.clouds.contract import TAG_SPACE  # noqa: E402
+from vcyclectl.clouds.gce.options import label_value  # noqa: E402
 
 SPACE = "gce.example.org"
 

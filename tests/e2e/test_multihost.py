@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import run_process, vcyclectl_command
 from tests.e2e.fleet import Monitor, consistency
-from vcyclectl.state import StateDir
+from vcyclectl.state.store import StateDir
 
 SPACE = "shared.local"
 

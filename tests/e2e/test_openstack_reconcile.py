@@ -23,7 +23,7 @@ import os_controlplane  # noqa: E402
 from os_fixtures import Tenant, admin, new_tenant, openstack_cloud  # noqa: E402,F401
 from tests.conftest import run_process  # noqa: E402
 from tests.e2e.cloudspace import space_config, vcyclectl  # noqa: E402
-from vcyclectl.clouds.base import TAG_SPACE  # noqa: E402
+from vcyclectl.clouds.contract import TAG_SPACE  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")]

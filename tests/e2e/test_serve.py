@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from vcyclectl import tokens
+from vcyclectl.vm import tokens
 
 SPACE = "demo.local"
 MSG_NO_WORK = "300 No more work available from task queue"
@@ -461,10 +461,10 @@ def test_without_serve_reporting_machines_fail_their_heartbeat(tmp_path: Path) -
 
 
 def test_cleanup_removes_outputs_of_long_ended_machines(tmp_path: Path) -> None:
-    from vcyclectl.model import MachineState
-    from vcyclectl.records import MachineRecord
-    from vcyclectl.serve import cleanup_outputs
-    from vcyclectl.state import StateDir
+    from vcyclectl.core.model import MachineState
+    from vcyclectl.core.records import MachineRecord
+    from vcyclectl.feedback.app import cleanup_outputs
+    from vcyclectl.state.store import StateDir
 
     store = StateDir(tmp_path).space(SPACE)
     store.ensure()

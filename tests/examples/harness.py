@@ -80,7 +80,8 @@ def vcyclectl(config: Path, *args: str, timeout: float = 120) -> subprocess.Comp
 def render(config_path: Path, machinetype: str, machine: str) -> str:
     """The user_data `machine` boots with: the reconciler's own template code and token."""
     from vcyclectl import config as config_module
-    from vcyclectl import tokens, userdata
+    from vcyclectl.vm import tokens
+    from vcyclectl.vm import userdata
 
     cfg = config_module.load(config_path)
     space = cfg.spaces[SPACE]

@@ -20,9 +20,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vcyclectl.clouds.local_options import LocalFlavor, LocalOptions
+from vcyclectl.clouds.local.options import LocalFlavor, LocalOptions
 from vcyclectl.config import Budget, Community, Config, Machinetype, Space
-from vcyclectl.simulate import Demand, SimReport, Simulation
+from vcyclectl.policy.simulate import Demand, SimReport, Simulation
 
 STEP = 1200.0
 GRACE = 1800.0

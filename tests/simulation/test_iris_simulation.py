@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from vcyclectl import config
-from vcyclectl.simulate import SimReport, Simulation, load_demand, plot
+from vcyclectl.policy.simulate import SimReport, Simulation, load_demand, plot
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 STEP = 900.0

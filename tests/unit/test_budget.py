@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from vcyclectl.budget import (LEDGER_FILE, Ledger, budget_rows, fold, gather_policy,
+from vcyclectl.policy.budget import (LEDGER_FILE, Ledger, budget_rows, fold, gather_policy,
                               machine_cost, update_ledger)
 from vcyclectl.config import Budget, Community, Config, Machinetype, Space, parse_when
-from vcyclectl.model import MachineState
-from vcyclectl.policy import allotment, paced_rate
-from vcyclectl.records import MachineRecord
-from vcyclectl.state import StateDir
+from vcyclectl.core.model import MachineState
+from vcyclectl.core.provisioning import allotment, paced_rate
+from vcyclectl.core.records import MachineRecord
+from vcyclectl.state.store import StateDir
 
 START = parse_when("2026-12-01")
 END = parse_when("2027-03-31", end=True)

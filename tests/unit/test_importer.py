@@ -13,8 +13,9 @@ from typing import Callable
 import pytest
 
 from tests.conftest import Run
-from vcyclectl import config, userdata
-from vcyclectl.importer import import_vcycle
+from vcyclectl import config
+from vcyclectl.vm import userdata
+from vcyclectl.migrate.vcycle import import_vcycle
 
 VCYCLE_CONF = """\
 # /etc/vcycle.conf at an example GridPP site

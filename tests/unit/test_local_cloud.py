@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from vcyclectl.clouds.base import CloudContext, load_driver
-from vcyclectl.clouds.local import MSG_DONE, MSG_NO_WORK, LocalCloud, life_of
-from vcyclectl.clouds.local_options import LocalOptions
+from vcyclectl.clouds.contract import CloudContext, load_driver
+from vcyclectl.clouds.local.driver import MSG_DONE, MSG_NO_WORK, LocalCloud, life_of
+from vcyclectl.clouds.local.options import LocalOptions
 from vcyclectl.errors import IncompleteListing, QuotaExceeded, Transient
-from vcyclectl.model import Flavor, MachineSpec, MachineState
+from vcyclectl.core.model import Flavor, MachineSpec, MachineState
 
 
 def cloud(tmp_path: Path, **options: object) -> LocalCloud:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vcyclectl import mjf
+from vcyclectl.vm import mjf
 from vcyclectl.config import Machinetype
-from vcyclectl.model import MachineState
-from vcyclectl.records import DrainMark, MachineRecord
+from vcyclectl.core.model import MachineState
+from vcyclectl.core.records import DrainMark, MachineRecord
 
 MT = Machinetype(name="lhcb", hs06_per_processor=10.0, max_wallclock_seconds=86400.0,
                  drain_grace_seconds=3600.0)

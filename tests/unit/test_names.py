@@ -7,8 +7,8 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vcyclectl.names import machine_name, random_names
-from vcyclectl.state import valid_machine_name
+from vcyclectl.core.names import machine_name, random_names
+from vcyclectl.state.store import valid_machine_name
 
 SLUG = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True)
 MT = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?", fullmatch=True)

@@ -15,7 +15,12 @@ from typing import Iterator
 
 import pytest
 
-from vcyclectl import config, pipes, userdata
+from vcyclectl import config
+
+from vcyclectl.config import pipes
+from vcyclectl.reconcile import pipes as pipe_refresh
+
+from vcyclectl.vm import userdata
 from vcyclectl.errors import ConfigError
 
 USER_DATA = "#cloud-config\nhostname: ##user_data_machine_hostname##\n" \
@@ -117,7 +122,7 @@ def test_pipe_expands_with_split_shares_and_local_settings_winning(
         """)
     before = config.load(path)
     assert list(before.spaces["cloud.example.org"].machinetypes) == ["lhcb-test"]  # not fetched
-    result = pipes.refresh(before.state_dir, server.url("/lhcb.pipe"))
+    result = pipe_refresh.refresh(before.state_dir, server.url("/lhcb.pipe"))
     assert result.fetched and result.changed and result.error is None
 
     cfg = config.load(path)
@@ -142,11 +147,11 @@ def test_cache_is_used_until_due_then_refetched(tmp_path: Path, server: PipeServ
     server.routes["/p"] = (200, pipe_doc(server))
     server.routes["/prod.user_data"] = (200, USER_DATA.encode())
     state = tmp_path / "state"
-    assert pipes.refresh(state, server.url("/p"), now=1000.0).fetched
+    assert pipe_refresh.refresh(state, server.url("/p"), now=1000.0).fetched
     hits = len(server.hits)
-    assert not pipes.refresh(state, server.url("/p"), now=1000.0 + 599).fetched
+    assert not pipe_refresh.refresh(state, server.url("/p"), now=1000.0 + 599).fetched
     assert len(server.hits) == hits                            # cache_seconds 600 not over
-    again = pipes.refresh(state, server.url("/p"), now=1000.0 + 600)
+    again = pipe_refresh.refresh(state, server.url("/p"), now=1000.0 + 600)
     assert again.fetched and not again.changed
 
 
@@ -165,16 +170,16 @@ def test_broken_pipe_keeps_the_last_good_copy(tmp_path: Path, server: PipeServer
     server.routes["/prod.user_data"] = (200, USER_DATA.encode())
     path = site_config(tmp_path, server.url("/p"))
     state = tmp_path / "state"
-    assert pipes.refresh(state, server.url("/p"), now=0.0).fetched
+    assert pipe_refresh.refresh(state, server.url("/p"), now=0.0).fetched
     server.routes["/p"] = broken
-    result = pipes.refresh(state, server.url("/p"), now=10_000.0)
+    result = pipe_refresh.refresh(state, server.url("/p"), now=10_000.0)
     assert result.error and not result.changed
     cached = pipes.read_cache(state, server.url("/p"))
     assert cached is not None and cached.error == result.error and cached.fetched_at == 0.0
     assert sorted(config.load(path).spaces["cloud.example.org"].machinetypes) == \
         ["lhcb-prod", "lhcb-test"]
     # after a failure it is retried sooner than cache_seconds, but not on every pass
-    assert not pipes.refresh(state, server.url("/p"), now=10_000.0 + 10).fetched
+    assert not pipe_refresh.refresh(state, server.url("/p"), now=10_000.0 + 10).fetched
 
 
 def test_refused_names_are_reported(tmp_path: Path) -> None:
@@ -237,7 +242,7 @@ def free_port() -> int:
 def test_unreachable_pipe_never_stops_the_space(tmp_path: Path, server: PipeServer) -> None:
     """A pass with a dead pipe still deletes what must go and keeps the last good machinetypes."""
     from vcyclectl.reconcile import reconcile_space
-    from vcyclectl.state import StateDir
+    from vcyclectl.state.store import StateDir
 
     server.routes["/p"] = (200, pipe_doc(server))
     server.routes["/prod.user_data"] = (200, USER_DATA.encode())
@@ -265,7 +270,7 @@ def test_unreachable_pipe_never_stops_the_space(tmp_path: Path, server: PipeServ
 
 def test_broken_local_pipe_file_uses_the_copy_kept_by_the_last_pass(tmp_path: Path) -> None:
     from vcyclectl.reconcile import reconcile_space
-    from vcyclectl.state import StateDir
+    from vcyclectl.state.store import StateDir
 
     pipe = tmp_path / "vo.pipe"
     pipe.write_text(json.dumps({"machinetypes": [{"suffix": "mc", "target_share": 1}]}))

@@ -6,11 +6,11 @@ import random
 from dataclasses import replace
 
 from vcyclectl.config import Machinetype, Space
-from vcyclectl.model import ActionKind, CloudMachine, Flavor, MachineState
-from vcyclectl.names import random_names
-from vcyclectl.planner import (MSG_FAILED, MSG_HEARTBEAT, MSG_WALLCLOCK, Observation, is_abort,
+from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState
+from vcyclectl.core.names import random_names
+from vcyclectl.core.planner import (MSG_FAILED, MSG_HEARTBEAT, MSG_WALLCLOCK, Observation, is_abort,
                                message_code, plan)
-from vcyclectl.records import DrainMark, Drains, MachineRecord, Report
+from vcyclectl.core.records import DrainMark, Drains, MachineRecord, Report
 
 NOW = 1_000_000.0
 FLAVORS = (Flavor("small", 1), Flavor("medium", 2), Flavor("large", 4))

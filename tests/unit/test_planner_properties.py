@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vcyclectl.config import Machinetype, Space
-from vcyclectl.model import ActionKind, CloudMachine, Flavor, MachineState, Plan
-from vcyclectl.names import random_names
-from vcyclectl.planner import MSG_OVER_LIMIT, MSG_REQUESTED, Observation, plan
-from vcyclectl.records import DrainMark, Drains, MachineRecord, Report
+from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState, Plan
+from vcyclectl.core.names import random_names
+from vcyclectl.core.planner import MSG_OVER_LIMIT, MSG_REQUESTED, Observation, plan
+from vcyclectl.core.records import DrainMark, Drains, MachineRecord, Report
 
 NOW = 5_000_000.0
 FLAVORS = (Flavor("f1", 1), Flavor("f2", 2), Flavor("f4", 4))

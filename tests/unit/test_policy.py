@@ -13,11 +13,11 @@ import pytest
 from vcyclectl import config as config_module
 from vcyclectl.config import Budget, Campaign, Community, Config, Machinetype, Space
 from vcyclectl.errors import ConfigError
-from vcyclectl.model import ActionKind, CloudMachine, Flavor, MachineState, Plan
-from vcyclectl.names import random_names
-from vcyclectl.planner import POLICY_DRAIN, Observation, plan
-from vcyclectl.policy import SpacePolicy, paced_rate, space_policy
-from vcyclectl.records import DrainMark, Drains, MachineRecord
+from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState, Plan
+from vcyclectl.core.names import random_names
+from vcyclectl.core.planner import POLICY_DRAIN, Observation, plan
+from vcyclectl.core.provisioning import SpacePolicy, paced_rate, space_policy
+from vcyclectl.core.records import DrainMark, Drains, MachineRecord
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -232,7 +232,7 @@ def test_campaign_processors_span_spaces() -> None:
 # -- budgets ----------------------------------------------------------------------------------
 def budgeted(amount: float, *, start: float = NOW - DAY, end: float = NOW + 9 * DAY,
              wallclock: float = 3600.0, margin: float = 0.0) -> Config:
-    from vcyclectl.output import iso
+    from vcyclectl.core.times import iso
 
     budget = Budget(amount=amount, start=str(iso(start)), end=str(iso(end)), spaces=("s",),
                     name="b", reserve_margin_seconds=margin)
@@ -358,7 +358,7 @@ def test_policy_config_parses(write_config: Callable[..., Path]) -> None:
     assert cfg.communities["ska"].covers("other.example.org", "ska")
     budget = cfg.budgets["commercial"]
     assert budget.end_at - budget.start_at == 121 * DAY
-    from vcyclectl.policy import allotment
+    from vcyclectl.core.provisioning import allotment
 
     assert allotment(cfg, budget, "cloud.example.org") == pytest.approx(12500.0)
     assert cfg.campaigns[0].name == "ska-2027-01-01"

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vcyclectl.config import Budget, Community, Config, Machinetype, Space
-from vcyclectl.model import ActionKind, CloudMachine, Flavor, MachineState
-from vcyclectl.names import random_names
-from vcyclectl.planner import POLICY_DRAIN, Observation, plan
-from vcyclectl.policy import paced_rate, space_policy
-from vcyclectl.records import MachineRecord
+from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState
+from vcyclectl.core.names import random_names
+from vcyclectl.core.planner import POLICY_DRAIN, Observation, plan
+from vcyclectl.core.provisioning import paced_rate, space_policy
+from vcyclectl.core.records import MachineRecord
 
 NOW = 1_800_000_000.0
 FLAVORS = (Flavor("one", 1, price_per_hour=0.5),)

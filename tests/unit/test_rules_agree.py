@@ -10,13 +10,13 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vcyclectl import rules
+from vcyclectl.core import rules
 from vcyclectl.config import Machinetype, Space
-from vcyclectl.model import CloudMachine, Flavor, MachineState
-from vcyclectl.names import random_names
-from vcyclectl.planner import Observation, plan
-from vcyclectl.records import Drains, MachineRecord
-from vcyclectl.views import machinetype_status
+from vcyclectl.core.model import CloudMachine, Flavor, MachineState
+from vcyclectl.core.names import random_names
+from vcyclectl.core.planner import Observation, plan
+from vcyclectl.core.records import Drains, MachineRecord
+from vcyclectl.commands.views import machinetype_status
 
 NOW = 5_000_000.0
 RECORDED_STATES = [MachineState.CREATING, MachineState.STARTING, MachineState.RUNNING,

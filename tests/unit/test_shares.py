@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 
 from vcyclectl.config import Machinetype, Space
-from vcyclectl.model import CloudMachine, Flavor, MachineState
-from vcyclectl.names import random_names
-from vcyclectl.planner import Observation, plan
-from vcyclectl.records import MachineRecord
+from vcyclectl.core.model import CloudMachine, Flavor, MachineState
+from vcyclectl.core.names import random_names
+from vcyclectl.core.planner import Observation, plan
+from vcyclectl.core.records import MachineRecord
 
 
 def simulate(space: Space, steps: int, seed: int) -> dict[str, int]:

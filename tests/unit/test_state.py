@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from vcyclectl.errors import StateError
-from vcyclectl.lock import Busy, SpaceLock, is_locked
-from vcyclectl.model import MachineState
-from vcyclectl.records import DrainMark, MachineRecord
-from vcyclectl.state import FORMAT_VERSION, StateDir
+from vcyclectl.state.lock import Busy, SpaceLock, is_locked
+from vcyclectl.core.model import MachineState
+from vcyclectl.core.records import DrainMark, MachineRecord
+from vcyclectl.state.store import FORMAT_VERSION, StateDir
 
 
 def rec(name: str, **kw: object) -> MachineRecord:
@@ -145,7 +145,7 @@ def test_journal_tail_follows_replacements_even_when_inode_numbers_are_reused(
         tmp_path: Path) -> None:
     """A long-lived reader must notice every compaction, including one whose new file gets
     the inode number of a journal it had read before (file systems reuse freed numbers)."""
-    from vcyclectl.jsonlog import JournalTail, append_lines, write_atomic
+    from vcyclectl.state.files import JournalTail, append_lines, write_atomic
 
     path = tmp_path / "j.jsonl"
     append_lines(path, [{"n": i} for i in range(50)])

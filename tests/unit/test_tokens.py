@@ -7,7 +7,7 @@ import multiprocessing
 import stat
 from pathlib import Path
 
-from vcyclectl import tokens
+from vcyclectl.vm import tokens
 
 
 def test_token_is_stable_and_distinct_per_machine(tmp_path: Path) -> None:

@@ -16,7 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from vcyclectl import config, userdata, x509proxy
+from vcyclectl import config
+
+from vcyclectl.vm import userdata
+
+from vcyclectl.vm import x509proxy
 from vcyclectl.errors import ConfigError
 
 NOW = datetime.datetime.now(datetime.timezone.utc)

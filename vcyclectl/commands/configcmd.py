@@ -14,7 +14,7 @@ config_app = typer.Typer(help="Validate or print the configuration.", no_args_is
 @config_app.command("check")
 def check(ctx: typer.Context) -> None:
     """Validate every file, key and user_data template; exit 2 with file:line: key on error."""
-    from vcyclectl.userdata import check_all
+    from vcyclectl.vm.userdata import check_all
 
     app = app_context(ctx)
     config = app.config()
@@ -35,7 +35,7 @@ def show(
     import yaml
 
     from vcyclectl.config import display
-    from vcyclectl.output import write_json
+    from vcyclectl.commands.output import write_json
 
     app = app_context(ctx)
     data = display(app.config())

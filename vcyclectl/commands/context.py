@@ -10,7 +10,7 @@ import typer
 
 if TYPE_CHECKING:
     from vcyclectl.config import Config
-    from vcyclectl.state import StateDir
+    from vcyclectl.state.store import StateDir
 
 
 @dataclass
@@ -30,7 +30,7 @@ class AppContext:
         return self._config
 
     def state(self) -> "StateDir":
-        from vcyclectl.state import StateDir
+        from vcyclectl.state.store import StateDir
 
         return StateDir(self.config().state_dir)
 
@@ -50,7 +50,7 @@ OUTPUT_HELP = "table | json | tsv | names"
 
 
 def check_output(value: str | None) -> str | None:
-    from vcyclectl.output import FORMATS
+    from vcyclectl.commands.output import FORMATS
 
     if value is not None and value not in FORMATS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")

@@ -22,8 +22,8 @@ def doctor(
                                          callback=check_output),
 ) -> None:
     """Check each space against its cloud: credentials, flavors, quota, expiring secrets."""
-    from vcyclectl.output import write_rows
-    from vcyclectl.views import doctor_rows
+    from vcyclectl.commands.output import write_rows
+    from vcyclectl.commands.views import doctor_rows
 
     app = app_context(ctx)
     config = app.config()

@@ -13,7 +13,7 @@ from vcyclectl.errors import NotFound
 
 def _resolve(app: AppContext, target: str) -> tuple[str, Optional[str], Optional[str]]:
     """(space, machinetype, machine) for a target, or NotFound naming what is missing."""
-    from vcyclectl.views import find_machine
+    from vcyclectl.commands.views import find_machine
 
     config = app.config()
     if "/" in target:
@@ -37,7 +37,7 @@ def drain(
     reason: str = typer.Option("", "--reason", "-r", help="Why; shown by status and inspect."),
 ) -> None:
     """No new machines for TARGET; its machines get a shutdown time and end after the grace."""
-    from vcyclectl.records import DrainMark
+    from vcyclectl.core.records import DrainMark
 
     app = app_context(ctx)
     space, mt, machine = _resolve(app, target)

@@ -1,4 +1,4 @@
-"""`vcyclectl import vcycle FILE…`: convert a Vcycle configuration (see vcyclectl.importer)."""
+"""`vcyclectl import vcycle FILE…`: convert a Vcycle configuration (see vcyclectl.migrate.vcycle)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def vcycle(
 ) -> None:
     """Convert Vcycle INI files into vcyclectl YAML, with a comment for what cannot carry over."""
     from vcyclectl.errors import UsageError
-    from vcyclectl.importer import import_vcycle, write_result
+    from vcyclectl.migrate.vcycle import import_vcycle, write_result
 
     app = app_context(ctx)
     secrets_dir = "secrets"

@@ -21,8 +21,8 @@ def list_machines(
                                          callback=check_output),
 ) -> None:
     """Machines, one per line, with stable fields for scripts."""
-    from vcyclectl.output import write_rows
-    from vcyclectl.views import LIST_FIELDS, machine_rows
+    from vcyclectl.commands.output import write_rows
+    from vcyclectl.commands.views import LIST_FIELDS, machine_rows
 
     app = app_context(ctx)
     config = app.config()
@@ -40,8 +40,8 @@ def inspect(
                                          callback=check_output),
 ) -> None:
     """One machine: state, times, heartbeat, shutdown message, drain, events."""
-    from vcyclectl.output import key_values, write_json
-    from vcyclectl.views import inspect_machine
+    from vcyclectl.commands.output import key_values, write_json
+    from vcyclectl.commands.views import inspect_machine
 
     app = app_context(ctx)
     data = inspect_machine(app.config(), name, live=live)

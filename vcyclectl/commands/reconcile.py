@@ -10,7 +10,7 @@ from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output, i
 from vcyclectl.errors import ExitStatus
 
 if TYPE_CHECKING:
-    from vcyclectl.model import Plan
+    from vcyclectl.core.model import Plan
 
 
 def exit_status(outcomes: list[str]) -> ExitStatus:
@@ -35,9 +35,9 @@ def reconcile(
                                            "recorded (they really are gone)."),
 ) -> None:
     """One pass: create and delete the difference between desired and actual machines."""
-    from vcyclectl.output import progress_for_terminal, write_json
+    from vcyclectl.commands.output import progress_for_terminal, write_json
     from vcyclectl.reconcile import reconcile_space
-    from vcyclectl.state import StateDir
+    from vcyclectl.state.store import StateDir
 
     app = app_context(ctx)
     config = app.config()
@@ -66,9 +66,9 @@ def plan(
                                          callback=check_output),
 ) -> None:
     """What `reconcile` would do now, and why. Takes no lock, changes nothing."""
-    from vcyclectl.output import write_json, write_rows
+    from vcyclectl.commands.output import write_json, write_rows
     from vcyclectl.reconcile import reconcile_space
-    from vcyclectl.state import StateDir
+    from vcyclectl.state.store import StateDir
 
     app = app_context(ctx)
     config = app.config()
@@ -95,7 +95,7 @@ def plan(
 
 
 def _print_plan(plan: "Plan") -> None:
-    from vcyclectl.output import write_rows
+    from vcyclectl.commands.output import write_rows
 
     write_rows([a.to_json() for a in plan.actions],
                ["action", "name", "machinetype", "processors", "reason"], "table",

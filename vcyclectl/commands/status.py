@@ -19,8 +19,8 @@ def status(
                                          callback=check_output),
 ) -> None:
     """Machines by state, processors in use against limits, shares, backoff, lock holder."""
-    from vcyclectl.output import write_rows
-    from vcyclectl.views import status_rows
+    from vcyclectl.commands.output import write_rows
+    from vcyclectl.commands.views import status_rows
 
     app = app_context(ctx)
     config = app.config()

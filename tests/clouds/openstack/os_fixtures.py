@@ -27,9 +27,9 @@ import pytest
 import os_controlplane
 from os_controlplane import ControlPlane
 
-from vcyclectl.clouds.base import CloudContext
-from vcyclectl.clouds.openstack_options import OpenStackOptions
-from vcyclectl.model import Flavor, MachineSpec
+from vcyclectl.clouds.contract import CloudContext
+from vcyclectl.clouds.openstack.options import OpenStackOptions
+from vcyclectl.core.model import Flavor, MachineSpec
 
 _lock = threading.Lock()
 _plane: ControlPlane | None = None

@@ -265,7 +265,8 @@ def vcyclectl(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def render(config_path: Path, machine: str) -> str:
     from vcyclectl import config as config_module
-    from vcyclectl import tokens, userdata
+    from vcyclectl.vm import tokens
+    from vcyclectl.vm import userdata
 
     cfg = config_module.load(config_path)
     space = cfg.spaces[SPACE]

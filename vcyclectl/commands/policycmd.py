@@ -1,0 +1,152 @@
+"""`budget`, `schedule` and `simulate`: the provisioning policy's commands (docs/policy.md).
+
+Thin: parse, call `vcyclectl.policy.budget` / `schedule` / `simulate`, render. Everything heavy
+(the simulator, matplotlib) is imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output, info
+
+BUDGET_COLUMNS = ["budget", "space", "community", "currency", "amount", "spent",
+                  "burn_rate_per_hour", "paced_rate_per_hour", "forecast_at_end", "remaining",
+                  "running_processors"]
+
+
+def _when(value: str | None, *, end: bool = False) -> float | None:
+    """A `--from`/`--to`/`--at` flag: an ISO date or date and time (UTC unless it says)."""
+    if value is None:
+        return None
+    import re
+
+    from vcyclectl.config import WHEN_PATTERN, parse_when
+    from vcyclectl.errors import UsageError
+
+    if not re.fullmatch(WHEN_PATTERN, value):
+        raise UsageError(f"not a date: {value!r} (write 2026-12-01 or 2026-12-01T08:00:00Z)")
+    return parse_when(value, end=end)
+
+
+def budget(
+    ctx: typer.Context,
+    at: Optional[str] = typer.Option(None, "--at", help="As of this date/time (default now)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help=OUTPUT_HELP,
+                                         callback=check_output),
+) -> None:
+    """Spend so far, burn rate, pacing and forecast at the end date, per budget, space and
+    community."""
+    from vcyclectl.policy.budget import budget_rows
+    from vcyclectl.commands.output import write_rows
+
+    app = app_context(ctx)
+    config = app.config()
+    if not config.budgets:
+        info(app, "no budgets configured")
+    now = _when(at) or time.time()
+    rows = budget_rows(config, now)
+    write_rows(rows, BUDGET_COLUMNS, app.fmt(output), title="budget", name_key="budget")
+
+
+def schedule(
+    ctx: typer.Context,
+    fmt: str = typer.Option("markdown", "--format", "-f", help="json | markdown | html"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write here (default stdout)."),
+    weeks: Optional[int] = typer.Option(None, "--weeks", min=1,
+                                        help="Plan this many weeks (default: to the last "
+                                             "budget's end)."),
+    start: Optional[str] = typer.Option(None, "--from", help="Plan from this date "
+                                                             "(default now)."),
+    demand: Optional[Path] = typer.Option(None, "--demand", help="Demand profile (YAML); "
+                                          "default: the announced campaigns."),
+    step: float = typer.Option(1800.0, "--step", min=60, help="Simulated seconds per pass."),
+) -> None:
+    """The published provisioning plan: per week, which community gets what capacity and
+    spend (JSON, Markdown, or a self-contained HTML page with a chart)."""
+    from vcyclectl.policy import schedule as plan_module
+    from vcyclectl.errors import UsageError
+    from vcyclectl.commands.output import write_json
+
+    if fmt not in ("json", "markdown", "html"):
+        raise UsageError(f"--format {fmt!r} is not one of json, markdown, html")
+    app = app_context(ctx)
+    config = app.config()
+    now = _when(start) or time.time()
+    profile = None
+    if demand is not None:
+        from vcyclectl.policy.simulate import load_demand
+
+        horizon = max([b.end_at for b in config.budgets.values()] or [now]) + 7 * 86400.0 * (
+            weeks or 12)
+        profile = load_demand(demand, now, horizon)
+    spent = plan_module.initial_spend(config, now) if config.state_dir.exists() else {}
+    result = plan_module.build(config, now, weeks=weeks, demand=profile, step_seconds=step,
+                               spent=spent)
+    if fmt == "json":
+        import io
+
+        buffer = io.StringIO()
+        write_json(result.to_json(), buffer)
+        text = buffer.getvalue()
+    elif fmt == "html":
+        text = plan_module.html_page(result)
+    else:
+        text = plan_module.markdown(result)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        info(app, f"schedule written to {out}")
+
+
+def simulate(
+    ctx: typer.Context,
+    start: Optional[str] = typer.Option(None, "--from", help="Start (default: the first "
+                                        "budget's start, else now)."),
+    end: Optional[str] = typer.Option(None, "--to", help="End (default: the last budget's "
+                                      "end, else 28 days)."),
+    demand: Optional[Path] = typer.Option(None, "--demand", help="Demand profile (YAML); "
+                                          "default: the announced campaigns."),
+    out: Path = typer.Option(Path("simulation"), "--out", help="Report directory."),
+    step: float = typer.Option(600.0, "--step", min=1, help="Simulated seconds per pass."),
+    seed: int = typer.Option(0, "--seed", help="Seed for machine names and lives."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write simulation.png "
+                              "(needs matplotlib: pip install 'vcyclectl[policy]')."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="table | json",
+                                         callback=check_output),
+) -> None:
+    """Run the real planner over simulated time on the local cloud model; write a CSV of
+    every step, a PNG plot, and a summary."""
+    from vcyclectl.commands.output import write_json, write_rows
+    from vcyclectl.policy.simulate import demand_from_campaigns, load_demand, simulate_to
+
+    app = app_context(ctx)
+    config = app.config()
+    starts = [b.start_at for b in config.budgets.values()]
+    ends = [b.end_at for b in config.budgets.values()]
+    t0 = _when(start) or (min(starts) if starts else time.time())
+    t1 = _when(end, end=True) or (max(ends) if ends else t0 + 28 * 86400.0)
+    if t1 <= t0:
+        from vcyclectl.errors import UsageError
+
+        raise UsageError("--to must be after --from")
+    profile = load_demand(demand, t0, t1) if demand else demand_from_campaigns(config)
+    title = (f"{Path(config.files[0]).name}: processors per community, and spend"
+             if config.files else "vcyclectl simulate")
+    report = simulate_to(config, profile, t0, t1, out, step_seconds=step, seed=seed,
+                         plot_png=plot, title=title)
+    summary = report.summary()
+    info(app, f"simulated {summary['simulated_days']} days in {summary['cpu_seconds']} CPU "
+              f"seconds ({summary['months_per_cpu_second']} months per CPU second); "
+              f"report in {out}")
+    if app.fmt(output) == "json":
+        write_json(summary)
+    else:
+        rows = [{"budget": name, **values} for name, values in summary["budgets"].items()]
+        write_rows(rows, ["budget", "amount", "spent_at_end_date", "final_spent", "max_spent",
+                          "max_committed"], "table", title="simulate", name_key="budget")

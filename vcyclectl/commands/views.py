@@ -1,0 +1,220 @@
+"""Read-only views of the fleet for `list`, `inspect` and `status`, built from the state
+directory (or, with `--live`, the cloud). Kept out of `commands/` so they can be tested and
+reused without the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from vcyclectl.config import Config, Space
+from vcyclectl.errors import NotFound
+from vcyclectl.core import rules
+from vcyclectl.state.lock import holder_path, is_locked, read_holder
+from vcyclectl.core.machinestate import MachineState
+from vcyclectl.core.times import iso
+from vcyclectl.core.records import Drains, MachineRecord
+from vcyclectl.state.store import SpaceState, StateDir, valid_machine_name
+
+if TYPE_CHECKING:
+    from vcyclectl.core.model import CloudMachine
+
+LIST_FIELDS = ("name", "space", "machinetype", "state", "processors", "created_at", "draining",
+               "flavor", "started_at", "zone", "cloud_id")
+
+
+def record_state(rec: MachineRecord) -> str:
+    if rec.deleting_at is not None:
+        return MachineState.DELETING.value
+    return rec.state.value
+
+
+def record_row(rec: MachineRecord, drains: Drains) -> dict[str, Any]:
+    return {"name": rec.name, "space": rec.space, "machinetype": rec.machinetype,
+            "state": record_state(rec), "processors": rec.processors,
+            "created_at": iso(rec.created_at),
+            "draining": drains.for_machine(rec.name, rec.machinetype) is not None,
+            "flavor": rec.flavor, "started_at": iso(rec.started_at), "zone": rec.zone,
+            "cloud_id": rec.cloud_id}
+
+
+def machine_row(m: CloudMachine, drains: Drains) -> dict[str, Any]:
+    state = m.state if m.state is not MachineState.GONE else MachineState.DELETING
+    return {"name": m.name, "space": m.space, "machinetype": m.machinetype,
+            "state": state.value, "processors": m.processors, "created_at": iso(m.created_at),
+            "draining": drains.for_machine(m.name, m.machinetype) is not None,
+            "flavor": m.flavor, "started_at": iso(m.started_at), "zone": m.zone,
+            "cloud_id": m.id}
+
+
+def machine_rows(config: Config, spaces: Iterable[Space], *, live: bool = False,
+                 machinetype: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    root = StateDir(config.state_dir)
+    rows: list[dict[str, Any]] = []
+    state_id = root.open(create=False) if live else None
+    for space in spaces:
+        store = root.space(space.name)
+        drains = store.drains()
+        if live:
+            from vcyclectl.reconcile import build_cloud, with_retries
+
+            assert state_id is not None
+            cloud = build_cloud(config, space, state_id)
+            rows.extend(machine_row(m, drains) for m in with_retries(cloud.list_machines, "list")
+                        if m.state is not MachineState.GONE)
+        else:
+            rows.extend(record_row(r, drains) for r in store.records().values())
+    if machinetype:
+        rows = [r for r in rows if r["machinetype"] == machinetype]
+    if state:
+        rows = [r for r in rows if r["state"] == state]
+    rows.sort(key=lambda r: (r["space"], r["machinetype"], r["created_at"] or "", r["name"]))
+    return rows
+
+
+def find_machine(config: Config, name: str) -> tuple[Space, SpaceState, MachineRecord | None,
+                                                       dict[str, Any] | None]:
+    """The space, store, live record and finished entry of a machine name, or NotFound."""
+    if not valid_machine_name(name):
+        raise NotFound(f"no machine named {name!r}")
+    root = StateDir(config.state_dir)
+    for space in config.spaces.values():
+        store = root.space(space.name)
+        rec = store.records().get(name)
+        if rec is not None:
+            return space, store, rec, None
+    for space in config.spaces.values():
+        store = root.space(space.name)
+        for entry in reversed(store.finished()):
+            if entry.get("name") == name:
+                return space, store, None, entry
+    raise NotFound(f"no machine named {name!r} in any configured space")
+
+
+def inspect_machine(config: Config, name: str, *, live: bool = False) -> dict[str, Any]:
+    space, store, rec, finished = find_machine(config, name)
+    now = time.time()
+    drains = store.drains()
+    out: dict[str, Any] = {"name": name, "space": space.name}
+    if rec is not None:
+        out.update(record_row(rec, drains))
+        out["record"] = rec.to_record()
+        mt = space.machinetypes.get(rec.machinetype)
+        mark = drains.for_machine(name, rec.machinetype)
+        if mark is not None and mt is not None:
+            out["shutdowntime"] = iso(mark.since + mt.drain_grace_seconds)
+            out["drain_reason"] = mark.reason
+        report = store.reports({name: mt.heartbeat_name if mt else "heartbeat"}).get(name)
+        if report is not None:
+            out["heartbeat_at"] = iso(report.heartbeat_at)
+            out["shutdown_message"] = report.shutdown_message
+        outputs = store.joboutputs_dir / name
+        if outputs.is_dir():
+            out["joboutputs"] = sorted(p.name for p in outputs.iterdir())
+    if finished is not None:
+        out["state"] = "ended"
+        out["finished"] = finished
+        out["shutdown_message"] = finished.get("message")
+    if live and rec is not None:
+        from vcyclectl.reconcile import build_cloud, with_retries
+
+        cloud = build_cloud(config, space, StateDir(config.state_dir).open(create=False))
+        match = [m for m in with_retries(cloud.list_machines, "list") if m.name == name]
+        out["cloud"] = {"state": match[0].state.value, "state_reason": match[0].state_reason,
+                        "addresses": list(match[0].addresses), "raw": dict(match[0].raw)} \
+            if match else "not on the cloud"
+    out["events"] = store.events(name)
+    out["age"] = f"{now - rec.created_at:.0f}s" if rec else None
+    return out
+
+
+def status_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]:
+    """Per space and machinetype: machines by state, processors, shares, backoff, lock."""
+    root = StateDir(config.state_dir)
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    for space in spaces:
+        store = root.space(space.name)
+        last = store.last_pass() or {}
+        holder = read_holder(holder_path(store.path))
+        locked = is_locked(store.path)
+        lock_text = (f"{holder.host}:{holder.pid}" if locked and holder else
+                     "held" if locked else "free")
+        for row in machinetype_status(space, store.records(), store.backoff(), store.drains(),
+                                      now):
+            row.update({"lock": lock_text, "last_pass": iso(last.get("finished_at")),
+                        "last_pass_outcome": last.get("outcome")})
+            rows.append(row)
+    return rows
+
+
+def machinetype_status(space: Space, records: Mapping[str, MachineRecord],
+                       backoff: Mapping[str, float], drains: Drains,
+                       now: float) -> list[dict[str, Any]]:
+    """The per-machinetype part of `status`, pure: which machines count against limits and
+    whether a machinetype is in backoff come from `rules`, as they do for the planner."""
+    counted = [r for r in records.values() if rules.record_counts(r, space, now)]
+    hs06_total = sum(r.processors * _hs06(space, r) for r in counted)
+    shares = rules.normalised_shares({n: mt.target_share
+                                      for n, mt in space.machinetypes.items()})
+    rows: list[dict[str, Any]] = []
+    for name, mt in sorted(space.machinetypes.items()):
+        mine = [r for r in records.values() if r.machinetype == name]
+        states: dict[str, int] = {}
+        for r in mine:
+            states[record_state(r)] = states.get(record_state(r), 0) + 1
+        used = sum(r.processors for r in counted if r.machinetype == name)
+        until = rules.backoff_until(mt, backoff)
+        rows.append({
+            "space": space.name, "machinetype": name, "machines": len(mine),
+            "states": states, "processors": used,
+            "processors_limit": mt.processors_limit if mt.processors_limit is not None
+            else space.processors_limit,
+            "space_processors_limit": space.processors_limit,
+            "target_share": round(shares[name], 4),
+            "actual_share": round(used * mt.hs06_per_processor / hs06_total, 4)
+            if hs06_total else 0.0,
+            "backoff_until": iso(until) if until > now else None,
+            "drained": drains.for_machinetype(name) is not None,
+        })
+    return rows
+
+
+def _hs06(space: Space, r: MachineRecord) -> float:
+    mt = space.machinetypes.get(r.machinetype)
+    return mt.hs06_per_processor if mt else 1.0
+
+
+def doctor_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]:
+    """One row per space: can we list it, are the machinetypes' flavors there, warnings."""
+    from vcyclectl.errors import VcyclectlError
+    from vcyclectl.core.planner import fitting_flavors
+    from vcyclectl.reconcile import build_cloud
+
+    root = StateDir(config.state_dir)
+    state_id = root.open(create=False) if root.exists() else "unset"
+    rows: list[dict[str, Any]] = []
+    for space in spaces:
+        row: dict[str, Any] = {"space": space.name, "cloud": space.cloud, "ok": True,
+                               "machines": None, "flavors": None, "warnings": []}
+        try:
+            cloud = build_cloud(config, space, state_id)
+            row["machines"] = len(cloud.list_machines())
+            offered = cloud.flavors()
+            row["flavors"] = len(offered)
+            for mt in space.machinetypes.values():
+                fitting, missing = fitting_flavors(mt, offered)
+                if missing:
+                    row["warnings"].append(f"{mt.name}: flavors not offered: {', '.join(missing)}")
+                if not fitting:
+                    row["ok"] = False
+                    row["warnings"].append(f"{mt.name}: no flavor fits min/max_processors")
+            health = getattr(cloud, "health", None)
+            if callable(health):
+                row["warnings"].extend(health())
+        except VcyclectlError as exc:
+            row["ok"] = False
+            row["warnings"].append(str(exc))
+        rows.append(row)
+    return rows

@@ -1,0 +1,148 @@
+"""The shared vocabulary of every layer: machines, their states, actions and plans.
+
+Plain frozen dataclasses with `to_record()`/`from_record()` so that what the state directory
+holds and what the planner reasons about are the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+from vcyclectl.core.machinestate import MachineState
+
+__all__ = ["MachineState", "Flavor", "MachineSpec", "CloudMachine", "ActionKind", "Action",
+           "Plan"]
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """A size a cloud offers. `price_per_hour` is None when unknown."""
+
+    name: str
+    processors: int
+    memory_mb: int | None = None
+    price_per_hour: float | None = None
+    spot: bool = False
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """Everything a driver needs to create one machine; the name makes create idempotent."""
+
+    name: str
+    space: str
+    machinetype: str
+    flavor: Flavor
+    image: str | None
+    user_data: str
+    state_id: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def processors(self) -> int:
+        return self.flavor.processors
+
+
+@dataclass(frozen=True)
+class CloudMachine:
+    """One machine as the cloud reports it now.
+
+    `heartbeat_at` and `shutdown_message` are filled only by clouds whose VMs report through
+    the driver itself (the simulated `local` cloud); real VMs report through the state
+    directory's joboutputs (`vcyclectl serve`).
+    """
+
+    id: str
+    name: str
+    space: str
+    machinetype: str
+    state: MachineState
+    processors: int
+    created_at: float | None = None
+    started_at: float | None = None
+    stopped_at: float | None = None
+    flavor: str | None = None
+    zone: str | None = None
+    addresses: tuple[str, ...] = ()
+    spot: bool = False
+    preempted: bool = False
+    state_reason: str | None = None
+    heartbeat_at: float | None = None
+    shutdown_message: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+class ActionKind(str, Enum):
+    CREATE = "create"
+    DELETE = "delete"
+    ADOPT = "adopt"
+    FORGET = "forget"
+    UPDATE = "update"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One decision of the planner, with the human reason shown by `plan`.
+
+    `message` is the Vac-style shutdown message vcyclectl writes for a machine it ends
+    (e.g. "700 Exceeded max_wallclock_seconds"); `abort` says this end counts for backoff.
+    """
+
+    kind: ActionKind
+    name: str
+    machinetype: str
+    reason: str
+    processors: int = 0
+    flavor: Flavor | None = None
+    machine: CloudMachine | None = None
+    message: str | None = None
+    abort: bool = False
+    preempted: bool = False
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": self.kind.value, "name": self.name,
+                               "machinetype": self.machinetype, "reason": self.reason}
+        if self.processors:
+            out["processors"] = self.processors
+        if self.flavor is not None:
+            out["flavor"] = self.flavor.name
+        if self.message:
+            out["message"] = self.message
+        if self.abort:
+            out["abort"] = True
+        if self.preempted:
+            out["preempted"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one pass over one space should do, and why; `notes` say where limits capped it."""
+
+    space: str
+    actions: tuple[Action, ...]
+    notes: tuple[str, ...] = ()
+    aborts: Mapping[str, float] = field(default_factory=dict)
+    #: Processors per machinetype that counted against limits as observed (before this
+    #: plan's deletions), and when each machinetype's backoff ends: what `status` shows.
+    counted: Mapping[str, int] = field(default_factory=dict)
+    backoff_until: Mapping[str, float] = field(default_factory=dict)
+
+    def of(self, kind: ActionKind) -> list[Action]:
+        return [a for a in self.actions if a.kind is kind]
+
+    @property
+    def creates(self) -> list[Action]:
+        return self.of(ActionKind.CREATE)
+
+    @property
+    def deletes(self) -> list[Action]:
+        return self.of(ActionKind.DELETE)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"space": self.space, "actions": [a.to_json() for a in self.actions],
+                "notes": list(self.notes),
+                "aborts": dict(self.aborts)}

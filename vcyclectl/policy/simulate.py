@@ -1,0 +1,539 @@
+"""`vcyclectl simulate`: the real planner over simulated time, on the `local` cloud's model.
+
+Each step is one reconcile pass per space, done the way `reconcile.Pass` does it: the
+policy is computed by the same pure `policy.space_policy`, the plan by the same
+`planner.plan`, deletions are applied and creations re-planned on the capacity they freed,
+and ended machines are folded into the same `budget.Ledger`. Only the cloud and the clock
+are simulated: machines live the lives `clouds.local.life_of` gives them (boot, then a job,
+or "300 No more work" soon after boot when their community has no work at that moment, as
+a demand profile says), and time advances by `step_seconds` per pass, so months run in
+seconds of CPU.
+
+The report is one row per step (processors per community, spend and the budget line per
+budget, spend rate allowed by pacing) written as CSV, and a PNG plot (matplotlib, imported
+only when plotting). With `check_latency`, each pass also asks the planner what priority
+communities that have shown work would get if every backfill machine were gone; while that is
+more than they have, they are waiting for backfill, and the longest wait is reported.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from vcyclectl.core import rules
+from vcyclectl.policy.budget import Ledger, machine_cost
+from vcyclectl.clouds.local.driver import Life, life_of
+from vcyclectl.clouds.local.options import LocalOptions
+from vcyclectl.config import Config, Space, parse_when
+from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState
+from vcyclectl.core.names import random_names
+from vcyclectl.core.planner import POLICY_DRAIN, Observation, plan
+from vcyclectl.core.provisioning import (SpacePolicy, budget_of, community_of, paced_rate,
+                              space_policy)
+from vcyclectl.core.records import DrainMark, Drains, MachineRecord
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Demand:
+    """When each community has work: `always` ones always, others inside their windows."""
+
+    windows: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    always: frozenset[str] = frozenset()
+
+    def has_work(self, community: str, t: float) -> bool:
+        if community in self.always:
+            return True
+        return any(a <= t < b for a, b in self.windows.get(community, ()))
+
+
+def load_demand(path: Path, start: float, end: float) -> Demand:
+    """Read a demand profile (YAML; examples/iris-demand.yaml):
+
+        always: [lhcb]
+        windows:
+          ska: [{start: 2026-12-03, end: 2026-12-09}]
+        bursts:                       # or random bursts, reproducible by seed
+          lsst: {mean_gap_days: 9, mean_length_days: 3, seed: 2}
+    """
+    import yaml
+
+    from vcyclectl.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read demand profile: {exc}", file=str(path))
+    if not isinstance(data, dict):
+        raise ConfigError("a demand profile is a mapping", file=str(path))
+    windows: dict[str, list[tuple[float, float]]] = {}
+    for community, entries in (data.get("windows") or {}).items():
+        for entry in entries or []:
+            windows.setdefault(str(community), []).append(
+                (parse_when(str(entry["start"])), parse_when(str(entry["end"]), end=True)))
+    for community, spec in (data.get("bursts") or {}).items():
+        windows.setdefault(str(community), []).extend(bursts(
+            start, end, float(spec.get("mean_gap_days", 10)),
+            float(spec.get("mean_length_days", 3)), int(spec.get("seed", 0))))
+    return Demand(windows={k: tuple(sorted(v)) for k, v in windows.items()},
+                  always=frozenset(str(c) for c in data.get("always") or ()))
+
+
+def bursts(start: float, end: float, mean_gap_days: float, mean_length_days: float,
+           seed: int) -> list[tuple[float, float]]:
+    """Bursty demand: exponential gaps and lengths, the same for the same seed."""
+    rng = random.Random(seed)
+    out: list[tuple[float, float]] = []
+    t = start + rng.expovariate(1 / mean_gap_days) * DAY
+    while t < end:
+        length = max(0.25, rng.expovariate(1 / mean_length_days)) * DAY
+        out.append((t, min(end, t + length)))
+        t += length + rng.expovariate(1 / mean_gap_days) * DAY
+    return out
+
+
+def demand_from_campaigns(config: Config) -> Demand:
+    """The published plan's assumption: backfill always has work, the others inside their
+    campaigns (what communities tell us ahead is all we know of their future work)."""
+    windows: dict[str, list[tuple[float, float]]] = {}
+    for campaign in config.campaigns:
+        windows.setdefault(campaign.community, []).append((campaign.start_at, campaign.end_at))
+    return Demand(windows={k: tuple(v) for k, v in windows.items()},
+                  always=frozenset(n for n, c in config.communities.items() if c.backfill))
+
+
+@dataclass
+class _Machine:
+    name: str
+    machinetype: str
+    processors: int
+    flavor: Flavor
+    created_at: float
+    life: Life
+    view: CloudMachine | None = None
+    view_until: float = -math.inf
+
+
+@dataclass
+class _SpaceSim:
+    space: Space
+    options: LocalOptions
+    flavors: tuple[Flavor, ...]
+    names: Any
+    machines: dict[str, _Machine] = field(default_factory=dict)
+    records: dict[str, MachineRecord] = field(default_factory=dict)
+    backoff: dict[str, float] = field(default_factory=dict)
+    marks: dict[str, DrainMark] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)
+    initial_spend: float = 0.0
+    policy: SpacePolicy | None = None
+
+
+@dataclass
+class SimReport:
+    """What a simulation did: one row per step, and the figures tests and people check."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    communities: list[str]
+    budgets: dict[str, dict[str, float]]
+    max_wait_seconds: dict[str, float]
+    max_drain_seconds: float
+    simulated_seconds: float
+    cpu_seconds: float
+    passes: int
+
+    @property
+    def months_per_cpu_second(self) -> float:
+        return (self.simulated_seconds / (30.44 * DAY)) / max(self.cpu_seconds, 1e-9)
+
+    def write_csv(self, path: Path) -> None:
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
+            writer.writeheader()
+            for row in self.rows:
+                writer.writerow({k: (round(v, 4) if isinstance(v, float) else v)
+                                 for k, v in row.items()})
+
+    def summary(self) -> dict[str, Any]:
+        return {"passes": self.passes, "simulated_days": round(self.simulated_seconds / DAY, 2),
+                "cpu_seconds": round(self.cpu_seconds, 3),
+                "months_per_cpu_second": round(self.months_per_cpu_second, 3),
+                "budgets": {k: {kk: round(vv, 2) for kk, vv in v.items()}
+                            for k, v in self.budgets.items()},
+                "max_wait_seconds": {k: round(v, 1) for k, v in self.max_wait_seconds.items()},
+                "max_drain_seconds": round(self.max_drain_seconds, 1)}
+
+
+class Simulation:
+    """Passes over every `local` space of `config` from `start` to `end`, one per step."""
+
+    def __init__(self, config: Config, demand: Demand, start: float, end: float, *,
+                 step_seconds: float = 600.0, seed: int = 0, check_latency: bool = False,
+                 initial_spend: Mapping[str, float] | None = None, tail: bool = True) -> None:
+        self.config = config
+        self.demand = demand
+        self.start = start
+        self.end = end
+        self.step = step_seconds
+        self.check_latency = check_latency
+        self.tail = tail
+        rng = random.Random(seed)
+        self.spaces: list[_SpaceSim] = []
+        for space in config.spaces.values():
+            if space.cloud != "local":
+                continue  # only the local cloud has a model of machines' lives
+            options = space.cloud_options if isinstance(space.cloud_options, LocalOptions) \
+                else LocalOptions()
+            self.spaces.append(_SpaceSim(
+                space=space, options=options, flavors=_flavors(options),
+                names=random_names(space.slug, random.Random(rng.random())),
+                initial_spend=(initial_spend or {}).get(space.name, 0.0)))
+        self._hypo_count = 0
+        self._groups: dict[tuple[str, str], str] = {}
+        self.communities = sorted({self.group(s.space.name, mt) for s in self.spaces
+                                   for mt in s.space.machinetypes})
+        self.spend_by_group: dict[str, float] = {c: 0.0 for c in self.communities}
+        self.waiting_since: dict[tuple[str, str], float] = {}
+        self.max_wait: dict[str, float] = {}
+        self.max_drain = 0.0
+
+    def group(self, space: str, machinetype: str) -> str:
+        """The community a machinetype counts for (itself when it is in none)."""
+        key = (space, machinetype)
+        if key not in self._groups:
+            community = community_of(self.config, space, machinetype)
+            self._groups[key] = community.name if community is not None else machinetype
+        return self._groups[key]
+
+    def hypo_names(self, machinetype: str) -> str:
+        """Names for what-if plans, which create nothing: cheap, and they leave the real
+        name source's sequence (and so the simulation) unchanged."""
+        self._hypo_count += 1
+        return f"what-if-{machinetype}-{self._hypo_count}"
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> SimReport:
+        cpu = time.process_time()
+        rows: list[dict[str, Any]] = []
+        now = self.start
+        passes = 0
+        budget_spaces = {s for b in self.config.budgets.values() for s in b.spaces}
+        hard_stop = self.end + max((mt.max_wallclock_seconds for s in self.spaces
+                                    for mt in s.space.machinetypes.values()), default=0) + DAY
+        while now < self.end or (self.tail and now < hard_stop and any(
+                sim.machines for sim in self.spaces if sim.space.name in budget_spaces)):
+            for sim in self.spaces:
+                self.one_pass(sim, now)
+                passes += 1
+            rows.append(self.row(now))
+            self.accrue(self.step)
+            now += self.step
+        for sim in self.spaces:  # what is still running is paid until the end, too
+            for m in sim.machines.values():
+                self._finish(sim, m, now)
+            sim.machines.clear()
+        budgets = self.budget_summary(rows, now)
+        columns = list(rows[0]) if rows else ["time"]
+        return SimReport(columns=columns, rows=rows, communities=self.communities,
+                         budgets=budgets, max_wait_seconds=dict(self.max_wait),
+                         max_drain_seconds=self.max_drain,
+                         simulated_seconds=now - self.start,
+                         cpu_seconds=time.process_time() - cpu, passes=passes)
+
+    def one_pass(self, sim: _SpaceSim, now: float) -> None:
+        """What `reconcile.Pass` does: plan, bookkeeping, deletes, re-plan, creates."""
+        obs = self.observe(sim, now)
+        p = plan(sim.space, obs, now, sim.names)
+        for a in p.actions:
+            if a.kind is ActionKind.UPDATE and POLICY_DRAIN in a.changes:
+                sim.marks[a.name] = DrainMark(a.name, float(a.changes[POLICY_DRAIN]),
+                                              a.reason, "policy")
+            elif a.kind is ActionKind.UPDATE and a.name in sim.records:
+                sim.records[a.name] = sim.records[a.name].with_changes(**a.changes)
+            elif a.kind is ActionKind.FORGET:
+                sim.records.pop(a.name, None)
+                machine = sim.machines.pop(a.name, None)
+                if machine is not None:
+                    self._finish(sim, machine, now)
+                sim.marks.pop(a.name, None)
+        sim.backoff = rules.merged_aborts(sim.backoff, p.aborts)
+        creates = p.creates
+        if p.deletes:
+            for a in p.deletes:
+                machine = sim.machines.pop(a.name, None)
+                sim.records.pop(a.name, None)
+                if machine is not None:
+                    self._finish(sim, machine, now)
+                sim.marks.pop(a.name, None)
+            creates = plan(sim.space, self.observe(sim, now), now, sim.names).creates
+        for a in creates:
+            assert a.flavor is not None
+            options = self.options_for(sim, a.machinetype)
+            has_work = self.demand.has_work(self.group(sim.space.name, a.machinetype), now)
+            life = life_of(a.name, now, replace(
+                options, no_work_probability=options.no_work_probability if has_work else 1.0))
+            sim.machines[a.name] = _Machine(a.name, a.machinetype, a.processors, a.flavor, now,
+                                            life)
+            sim.records[a.name] = MachineRecord(
+                name=a.name, space=sim.space.name, machinetype=a.machinetype,
+                state=MachineState.CREATING, processors=a.processors, created_at=now,
+                flavor=a.flavor.name, cloud_id=a.name, spot=a.flavor.spot,
+                hs06=a.processors * sim.space.machinetypes[a.machinetype].hs06_per_processor,
+                price_per_hour=a.flavor.price_per_hour)
+        if self.check_latency and sim.policy is not None:
+            self.measure_wait(sim, now)
+
+    def options_for(self, sim: _SpaceSim, machinetype: str) -> LocalOptions:
+        mt = sim.space.machinetypes.get(machinetype)
+        if mt is not None and isinstance(mt.cloud_options, LocalOptions):
+            return mt.cloud_options
+        return sim.options
+
+    def observe(self, sim: _SpaceSim, now: float, *,
+                stopped: frozenset[str] | set[str] | None = None,
+                idle: Iterable[str] = ()) -> Observation:
+        """What a pass would see; machines named in `stopped` shown as just ended (a
+        what-if: their capacity and spend rate free, what they cost still counted), and
+        `idle` machinetypes shown in backoff (a what-if: they create nothing)."""
+        sim.policy = self.policy_for(sim, now)
+        machines = [self.view(sim, m, now) for m in sim.machines.values()]
+        if stopped is not None:
+            machines = [replace(m, state=MachineState.STOPPED, stopped_at=now,
+                                shutdown_message="200 Intended work completed ok")
+                        if m.name in stopped else m for m in machines]
+        records = sim.records
+        return Observation(machines=machines, records=records,
+                           drains=Drains(machines=sim.marks) if sim.marks else Drains(),
+                           backoff=dict(sim.backoff, **{mt: now for mt in idle}) if idle
+                           else sim.backoff, flavors=sim.flavors, policy=sim.policy)
+
+    def policy_for(self, sim: _SpaceSim, now: float) -> SpacePolicy | None:
+        budget = budget_of(self.config, sim.space.name)
+        finished = sim.initial_spend
+        if budget is not None:
+            finished += sim.ledger.spent(budget.start_at, budget.end_at)
+        other: dict[str, int] = {}
+        if any(c.processors is not None and c.active(now) for c in self.config.campaigns):
+            for o in self.spaces:
+                if o is sim:
+                    continue
+                for m in o.machines.values():
+                    key = self.group(o.space.name, m.machinetype)
+                    other[key] = other.get(key, 0) + m.processors
+        return space_policy(self.config, sim.space, now, other_usage=other,
+                            finished_spend=finished)
+
+    def view(self, sim: _SpaceSim, m: _Machine, now: float) -> CloudMachine:
+        """The machine as the cloud lists it now; cached until its next change of state."""
+        if m.view is not None and now < m.view_until:
+            return m.view
+        life = m.life
+        started: float | None = None
+        stopped: float | None = None
+        message = None
+        if now < life.started_at:
+            state, until = MachineState.STARTING, life.started_at
+        elif life.failed:
+            state, stopped, until = MachineState.FAILED, life.stopped_at, math.inf
+        elif now < life.stopped_at:
+            state, started, until = MachineState.RUNNING, life.started_at, life.stopped_at
+        else:
+            state, started, stopped = MachineState.STOPPED, life.started_at, life.stopped_at
+            message, until = life.message, math.inf
+        m.view = CloudMachine(
+            id=m.name, name=m.name, space=sim.space.name, machinetype=m.machinetype,
+            state=state, processors=m.processors, created_at=m.created_at,
+            started_at=started, stopped_at=stopped, flavor=m.flavor.name, zone="local",
+            spot=m.flavor.spot, heartbeat_at=stopped, shutdown_message=message)
+        m.view_until = until
+        mt = sim.space.machinetypes.get(m.machinetype)
+        if mt is not None and mt.heartbeat_checked and state is MachineState.RUNNING:
+            m.view = replace(m.view, heartbeat_at=now)
+            m.view_until = min(until, now + self.step / 2)  # a fresh heartbeat every pass
+        return m.view
+
+    def _finish(self, sim: _SpaceSim, m: _Machine, now: float) -> None:
+        mark = sim.marks.get(m.name)
+        if mark is not None:
+            self.max_drain = max(self.max_drain, now - mark.since)
+        sim.ledger.add({"created_at": m.created_at, "finished_at": now,
+                        "price_per_hour": m.flavor.price_per_hour, "spot": m.flavor.spot,
+                        "processors": m.processors, "machinetype": m.machinetype})
+
+    def accrue(self, seconds: float) -> None:
+        for sim in self.spaces:
+            for m in sim.machines.values():
+                if m.flavor.price_per_hour:
+                    key = self.group(sim.space.name, m.machinetype)
+                    self.spend_by_group[key] += m.flavor.price_per_hour * seconds / 3600.0
+
+    # -- what a pass is measured by ------------------------------------------------------
+    def measure_wait(self, sim: _SpaceSim, now: float) -> None:
+        """After a pass: is the need of priority communities that have shown work covered by
+        backfill already on its way out? Two what-ifs of the planner: capacity if only the
+        draining backfill were gone, and if all backfill were gone; a proven community that
+        gets more in the second is waiting on backfill nobody asked to make room."""
+        assert sim.policy is not None
+        backfill = sim.policy.backfill_machinetypes
+        if not backfill:
+            return
+        waiting: set[str] = set()
+        proven = {mt for mt in sim.space.machinetypes if mt not in backfill and
+                  self._proven(sim, mt, now)}
+        if proven and any(m.machinetype in backfill for m in sim.machines.values()):
+            leaving = {n for n, m in sim.machines.items() if m.machinetype in backfill and
+                       n in sim.marks}
+            everything = {n for n, m in sim.machines.items() if m.machinetype in backfill}
+            unproven = [mt for mt in sim.space.machinetypes
+                         if mt not in backfill and mt not in proven]
+            covered = plan(sim.space, self.observe(sim, now, stopped=leaving, idle=unproven),
+                           now, self.hypo_names).creates
+            ideal = plan(sim.space, self.observe(sim, now, stopped=everything, idle=unproven),
+                         now, self.hypo_names).creates
+            for mt in proven:
+                if sum(a.processors for a in ideal if a.machinetype == mt) > \
+                        sum(a.processors for a in covered if a.machinetype == mt):
+                    waiting.add(self.group(sim.space.name, mt))
+        for community in {self.group(sim.space.name, mt) for mt in sim.space.machinetypes}:
+            key = (sim.space.name, community)
+            if community in waiting:
+                since = self.waiting_since.setdefault(key, now)
+                self.max_wait[community] = max(self.max_wait.get(community, 0.0),
+                                               now - since + self.step)
+            else:
+                self.waiting_since.pop(key, None)
+                self.max_wait.setdefault(community, 0.0)
+
+    def _proven(self, sim: _SpaceSim, mt: str, now: float) -> bool:
+        machinetype = sim.space.machinetypes[mt]
+        return any(m.machinetype == mt and m.life.started_at <= now < m.life.stopped_at and
+                   not m.life.failed and now - m.life.started_at >= machinetype.fizzle_seconds
+                   for m in sim.machines.values())
+
+    def row(self, now: float) -> dict[str, Any]:
+        from vcyclectl.core.times import iso
+
+        row: dict[str, Any] = {"time": now, "date": iso(now)}
+        processors = {c: 0 for c in self.communities}
+        draining = 0
+        for sim in self.spaces:
+            for m in sim.machines.values():
+                processors[self.group(sim.space.name, m.machinetype)] += m.processors
+                if m.name in sim.marks:
+                    draining += m.processors
+        for c in self.communities:
+            row[f"processors:{c}"] = processors[c]
+        row["processors_draining"] = draining
+        for c in self.communities:
+            row[f"spend:{c}"] = self.spend_by_group[c]
+        for budget in self.config.budgets.values():
+            spent = reserved = rate = 0.0
+            for sim in self.spaces:
+                if sim.space.name not in budget.spaces:
+                    continue
+                spent += sim.initial_spend + sim.ledger.spent(budget.start_at, budget.end_at)
+                for m in sim.machines.values():
+                    if m.created_at < budget.start_at:
+                        continue
+                    price = m.flavor.price_per_hour or 0.0
+                    spent += machine_cost(price, m.created_at, now)
+                    mt = sim.space.machinetypes.get(m.machinetype)
+                    wallclock = (mt.max_wallclock_seconds if mt else 0.0) + \
+                        budget.reserve_margin_seconds
+                    reserved += price * max(0.0, m.created_at + wallclock - now) / 3600.0
+                    rate += price
+            elapsed = min(max(now - budget.start_at, 0.0), budget.end_at - budget.start_at)
+            row[f"budget:{budget.name}:spent"] = spent
+            row[f"budget:{budget.name}:committed"] = spent + reserved
+            row[f"budget:{budget.name}:line"] = budget.amount * elapsed / (
+                budget.end_at - budget.start_at)
+            row[f"budget:{budget.name}:burn_rate"] = rate
+            row[f"budget:{budget.name}:paced_rate"] = (
+                paced_rate(budget.amount, spent, now, budget.end_at)
+                if budget.start_at <= now < budget.end_at else 0.0)
+        return row
+
+    def budget_summary(self, rows: Sequence[Mapping[str, Any]],
+                       now: float) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for budget in self.config.budgets.values():
+            key = f"budget:{budget.name}:spent"
+            at_end = [r[key] for r in rows if r["time"] <= budget.end_at]
+            final = sum(sim.initial_spend + sim.ledger.spent(budget.start_at, budget.end_at)
+                        for sim in self.spaces if sim.space.name in budget.spaces)
+            out[budget.name] = {
+                "amount": budget.amount, "spent_at_end_date": at_end[-1] if at_end else 0.0,
+                "final_spent": final,
+                "max_spent": max((r[key] for r in rows), default=0.0),
+                "max_committed": max((r[f"budget:{budget.name}:committed"] for r in rows),
+                                     default=0.0)}
+        return out
+
+
+def _flavors(options: LocalOptions) -> tuple[Flavor, ...]:
+    """What the local cloud offers (as `LocalCloud.flavors`), spot where a flavor says so."""
+    if options.flavors:
+        return tuple(Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour,
+                            bool(getattr(f, "spot", False))) for f in options.flavors)
+    n = options.processors_per_machine
+    return (Flavor(f"local-{n}", n),)
+
+
+def plot(report: SimReport, path: Path, title: str = "vcyclectl simulate") -> None:
+    """Processors per community over time, and cumulative spend against each budget line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from datetime import datetime, timezone
+
+    times = [datetime.fromtimestamp(r["time"], tz=timezone.utc) for r in report.rows]
+    budgets = sorted({k.split(":")[1] for k in report.columns if k.startswith("budget:")})
+    panels = 2 if budgets else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(11, 4 * panels), sharex=True, squeeze=False)
+    ax = axes[0][0]
+    ax.stackplot(times, *[[r[f"processors:{c}"] for r in report.rows]
+                          for c in report.communities], labels=report.communities)
+    ax.set_ylabel("processors")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small", ncol=min(6, len(report.communities)))
+    if budgets:
+        ax = axes[1][0]
+        for name in budgets:
+            ax.plot(times, [r[f"budget:{name}:spent"] for r in report.rows],
+                    label=f"{name}: spent")
+            ax.plot(times, [r[f"budget:{name}:line"] for r in report.rows], linestyle="--",
+                    label=f"{name}: budget line")
+            ax.axhline(report.budgets[name]["amount"], color="red", linewidth=0.8,
+                       label=f"{name}: amount")
+        ax.set_ylabel("cumulative spend")
+        ax.legend(loc="upper left", fontsize="small")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def simulate_to(config: Config, demand: Demand, start: float, end: float, out: Path, *,
+                step_seconds: float = 600.0, seed: int = 0, plot_png: bool = True,
+                check_latency: bool = True, title: str = "vcyclectl simulate") -> SimReport:
+    """Run and write the report: `simulation.csv`, `simulation.png`, `summary.json`."""
+    import json
+
+    report = Simulation(config, demand, start, end, step_seconds=step_seconds, seed=seed,
+                        check_latency=check_latency).run()
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_csv(out / "simulation.csv")
+    if plot_png:
+        plot(report, out / "simulation.png", title)
+    (out / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
+    return report
+

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "openstack"))
 import os_controlplane  # noqa: E402
 from os_fixtures import Tenant, admin, new_tenant, openstack_cloud, spec, tenant  # noqa: E402,F401
 
-from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, Cloud, load_driver  # noqa: E402
+from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, Cloud  # noqa: E402
+from vcyclectl.clouds.registry import load_driver  # noqa: E402
 from vcyclectl.clouds.openstack.driver import STATE_MAP, OpenStackCloud  # noqa: E402
 from vcyclectl.clouds.openstack.options import OpenStackOptions  # noqa: E402
 from vcyclectl.errors import Fatal, QuotaExceeded, Transient  # noqa: E402

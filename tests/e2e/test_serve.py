@@ -463,7 +463,7 @@ def test_without_serve_reporting_machines_fail_their_heartbeat(tmp_path: Path) -
 def test_cleanup_removes_outputs_of_long_ended_machines(tmp_path: Path) -> None:
     from vcyclectl.core.model import MachineState
     from vcyclectl.core.records import MachineRecord
-    from vcyclectl.feedback.app import cleanup_outputs
+    from vcyclectl.state.outputs import cleanup_outputs
     from vcyclectl.state.store import StateDir
 
     store = StateDir(tmp_path).space(SPACE)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vcyclectl.clouds.contract import CloudContext, load_driver
+from vcyclectl.clouds.contract import CloudContext
+from vcyclectl.clouds.registry import load_driver
 from vcyclectl.clouds.local.driver import MSG_DONE, MSG_NO_WORK, LocalCloud, life_of
 from vcyclectl.clouds.local.options import LocalOptions
 from vcyclectl.errors import IncompleteListing, QuotaExceeded, Transient

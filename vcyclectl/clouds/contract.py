@@ -1,33 +1,23 @@
-"""The driver contract, small on purpose, and the lazy registry of drivers.
+"""The driver contract, small on purpose: what every cloud driver offers and returns.
 
 A driver never decides anything: it lists, creates and deletes what it is told, and
 translates its SDK's exceptions into `vcyclectl.errors` (`Transient`, `QuotaExceeded`,
 `Fatal`) in one place. Cloud SDKs are imported inside the driver module, and the driver
-module only when a space uses it (`load_driver`), so a pass over a local-only config never
+module only when a space uses it (`vcyclectl.clouds.registry`), so a pass over a local-only config never
 pays for boto3 or the Google client.
 
 Each cloud's config block (`local:`, `openstack:`, `ec2:`, `gce:`) is a frozen dataclass in
-`vcyclectl/clouds/<cloud>_options.py`, a module that imports no SDK so `config check` stays
+`vcyclectl/clouds/<cloud>/options.py`, a module that imports no SDK so `config check` stays
 fast; `vcyclectl.clouds.options` finds it and `vcyclectl.config.schema` fills it from the YAML block.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
 
-from vcyclectl.errors import ConfigError
 from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec
-
-#: cloud name -> "module:Driver class"; imported on first use.
-DRIVERS: dict[str, str] = {
-    "local": "vcyclectl.clouds.local.driver:LocalCloud",
-    "openstack": "vcyclectl.clouds.openstack.driver:OpenStackCloud",
-    "ec2": "vcyclectl.clouds.ec2.driver:Ec2Cloud",
-    "gce": "vcyclectl.clouds.gce.driver:GceCloud",
-}
 
 #: Tag/label keys every driver puts on the machines it creates, so that vcyclectl only
 #: ever touches its own VMs. GCE labels allow only [a-z0-9_-], hence the plain names.
@@ -73,18 +63,3 @@ class Cloud(Protocol):
     def flavors(self) -> list[Flavor]:
         """Sizes this space may use, in configured order: name, processors, memory, price."""
         ...
-
-
-def _import(ref: str) -> Any:
-    module_name, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-def load_driver(context: CloudContext, cloud: str) -> Cloud:
-    """Build the driver for one space, importing its module (and SDK) only now."""
-    try:
-        cls = _import(DRIVERS[cloud])
-    except KeyError:
-        raise ConfigError(f"unknown cloud {cloud!r}")
-    driver: Cloud = cls(context)
-    return driver

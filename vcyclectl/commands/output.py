@@ -110,6 +110,6 @@ class RichProgress:
 
 
 def progress_for_terminal() -> Any:
-    from vcyclectl.reconcile import NoProgress
+    from vcyclectl.core.progress import NoProgress
 
     return RichProgress() if sys.stderr.isatty() else NoProgress()

@@ -57,7 +57,8 @@ def machine_rows(config: Config, spaces: Iterable[Space], *, live: bool = False,
         store = root.space(space.name)
         drains = store.drains()
         if live:
-            from vcyclectl.reconcile import build_cloud, with_retries
+            from vcyclectl.clouds.registry import build_cloud
+            from vcyclectl.clouds.retries import with_retries
 
             assert state_id is not None
             cloud = build_cloud(config, space, state_id)
@@ -117,7 +118,8 @@ def inspect_machine(config: Config, name: str, *, live: bool = False) -> dict[st
         out["finished"] = finished
         out["shutdown_message"] = finished.get("message")
     if live and rec is not None:
-        from vcyclectl.reconcile import build_cloud, with_retries
+        from vcyclectl.clouds.registry import build_cloud
+        from vcyclectl.clouds.retries import with_retries
 
         cloud = build_cloud(config, space, StateDir(config.state_dir).open(create=False))
         match = [m for m in with_retries(cloud.list_machines, "list") if m.name == name]
@@ -190,7 +192,7 @@ def doctor_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]
     """One row per space: can we list it, are the machinetypes' flavors there, warnings."""
     from vcyclectl.errors import VcyclectlError
     from vcyclectl.core.planner import fitting_flavors
-    from vcyclectl.reconcile import build_cloud
+    from vcyclectl.clouds.registry import build_cloud
 
     root = StateDir(config.state_dir)
     state_id = root.open(create=False) if root.exists() else "unset"

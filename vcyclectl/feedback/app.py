@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,6 @@ MIB = 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = MIB
 DEFAULT_MAX_MACHINE_BYTES = 16 * MIB
 DEFAULT_MAX_MACHINE_FILES = 64
-DEFAULT_KEEP_SECONDS = 24 * 3600.0
 _READ_CHUNK = 64 * 1024
 _SPACE = re.compile(SPACE_NAME)
 _TOKEN = re.compile(r"[0-9a-f]{64}")
@@ -263,44 +261,6 @@ def folder_usage(folder: Path, *, except_name: str = "") -> tuple[int, int]:
             continue
         files += 1
     return used, files
-
-
-def cleanup_outputs(store: SpaceState, records: Mapping[str, MachineRecord], now: float,
-                    keep_seconds: float = DEFAULT_KEEP_SECONDS) -> list[str]:
-    """Remove the joboutputs of machines that ended more than `keep_seconds` ago.
-
-    Vcycle's `cleanup_hours`: outputs outlive their machine so operators can read why it
-    stopped (`inspect NAME`), then go. A folder is kept while its machine has a live record;
-    once the machine has ended (record gone, or marked finished), the folder goes when
-    nothing was written to it for `keep_seconds` (its mtime moves with every upload). One
-    scandir per pass, and a stat only for folders of machines no longer live.
-    """
-    removed: list[str] = []
-    try:
-        entries = list(os.scandir(store.joboutputs_dir))
-    except FileNotFoundError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if not valid_machine_name(name):
-            continue
-        rec = records.get(name)
-        if rec is not None and not rec.finished and rec.deleting_at is None:
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            last_write = entry.stat(follow_symlinks=False).st_mtime
-        except FileNotFoundError:
-            continue
-        ended = rec.deleting_at if rec is not None and rec.deleting_at else last_write
-        if now - max(last_write, ended) < keep_seconds:
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(name)
-    if removed:
-        log.info("removed old joboutputs", space=store.name, machines=len(removed))
-    return removed
 
 
 # -- the server ---------------------------------------------------------------------------

@@ -17,17 +17,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, TypeVar
 
 from vcyclectl import log
 
 from vcyclectl.core import planner
 
 from vcyclectl.core import rules
-from vcyclectl.clouds.contract import Cloud, CloudContext, load_driver
-from vcyclectl.config import Config, Space, machinetype_options
+from vcyclectl.clouds.contract import Cloud
+from vcyclectl.clouds.registry import build_cloud
+from vcyclectl.clouds.retries import with_retries
+from vcyclectl.core.progress import NoProgress, Progress
+from vcyclectl.config import Config, Space
 from vcyclectl.errors import (CloudError, ConfigError, Fatal, LockTimeout, QuotaExceeded,
-                              StateError, Transient, VcyclectlError)
+                              StateError, VcyclectlError)
 from vcyclectl.state.lock import Busy, SpaceLock, describe_holder
 from vcyclectl.core.model import Action, ActionKind, CloudMachine, Flavor, MachineSpec, MachineState, Plan
 from vcyclectl.core.names import random_names
@@ -38,26 +41,6 @@ from vcyclectl.vm import userdata
 
 T = TypeVar("T")
 Outcome = Literal["done", "skipped", "failed", "timeout"]
-RETRY_ATTEMPTS = 3
-
-
-class Progress(Protocol):
-    """What the CLI may pass to show a progress bar; the core never imports rich."""
-
-    def start(self, description: str, total: int) -> None: ...
-    def advance(self, amount: int = 1) -> None: ...
-    def finish(self) -> None: ...
-
-
-class NoProgress:
-    def start(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, amount: int = 1) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
 
 
 @dataclass
@@ -93,29 +76,6 @@ class SpaceResult:
                 "forgotten": self.forgotten, "failed_calls": self.failed_calls,
                 "seconds": round(self.seconds, 3), "errors": self.errors,
                 "plan": self.plan.to_json() if self.plan else None}
-
-
-def with_retries(call: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPTS) -> T:
-    """Retry `Transient` errors with jittered exponential backoff (tenacity)."""
-    from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt,
-                          wait_random_exponential)
-
-    for attempt in Retrying(retry=retry_if_exception_type(Transient),
-                            stop=stop_after_attempt(attempts),
-                            wait=wait_random_exponential(multiplier=0.2, max=3.0),
-                            reraise=True):
-        with attempt:
-            if attempt.retry_state.attempt_number > 1:
-                log.debug("retrying", call=what, attempt=attempt.retry_state.attempt_number)
-            return call()
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def build_cloud(config: Config, space: Space, state_id: str) -> Cloud:
-    context = CloudContext(space=space.name, state_id=state_id, state_dir=config.state_dir,
-                           options=space.cloud_options,
-                           machinetype_options=machinetype_options(space))
-    return load_driver(context, space.cloud)
 
 
 @dataclass
@@ -212,7 +172,7 @@ class Pass:
 
             update_ledger(self.store)
         self.store.compact(records)
-        from vcyclectl.feedback.app import cleanup_outputs  # joboutputs of long-ended machines go
+        from vcyclectl.state.outputs import cleanup_outputs  # joboutputs of long-ended machines go
 
         cleanup_outputs(self.store, records, now,
                         self.config.joboutputs_keep_seconds)

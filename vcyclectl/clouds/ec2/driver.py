@@ -16,7 +16,7 @@ Why it is shaped like this:
 - `ClientToken` is derived from the machine name, so a create retried after a lost
   response finds the first instance instead of making a second one.
 
-This module is imported only when a space uses EC2 (`base.load_driver`), so boto3 is
+This module is imported only when a space uses EC2 (`vcyclectl.clouds.registry`), so boto3 is
 imported at module level here and nowhere else.
 """
 

@@ -1,6 +1,6 @@
 """The Google Compute Engine driver: lists, creates and deletes a space's VMs, nothing more.
 
-Imported only when a pass touches a `cloud: gce` space (`vcyclectl.clouds.contract.load_driver`),
+Imported only when a pass touches a `cloud: gce` space (`vcyclectl.clouds.registry`),
 because `google.cloud.compute_v1` alone costs most of a second to import.
 
 Shape of the module, as for every driver: one `STATE_MAP` from GCE's `Instance.status` to

@@ -1,6 +1,6 @@
 """The OpenStack driver: Nova servers through openstacksdk.
 
-Imported only when a space says `cloud: openstack` (see `base.load_driver`), so it alone
+Imported only when a space says `cloud: openstack` (see `vcyclectl.clouds.registry`), so it alone
 pays for openstacksdk and keystoneauth.
 
 How it finds its own servers: by **server tags**, filtered by Nova (`GET /servers/detail?

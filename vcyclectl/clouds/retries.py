@@ -1,0 +1,29 @@
+"""Retries for cloud calls: `Transient` errors (throttling, 5xx, timeouts) are tried again
+with jittered exponential backoff; every other error goes straight to the caller, which
+decides (skip the space, stop creating, record the failure)."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from vcyclectl import log
+from vcyclectl.errors import Transient
+
+T = TypeVar("T")
+RETRY_ATTEMPTS = 3
+
+
+def with_retries(call: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPTS) -> T:
+    """Retry `Transient` errors with jittered exponential backoff (tenacity)."""
+    from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt,
+                          wait_random_exponential)
+
+    for attempt in Retrying(retry=retry_if_exception_type(Transient),
+                            stop=stop_after_attempt(attempts),
+                            wait=wait_random_exponential(multiplier=0.2, max=3.0),
+                            reraise=True):
+        with attempt:
+            if attempt.retry_state.attempt_number > 1:
+                log.debug("retrying", call=what, attempt=attempt.retry_state.attempt_number)
+            return call()
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -31,7 +31,8 @@ def vcycle(
 ) -> None:
     """Convert Vcycle INI files into vcyclectl YAML, with a comment for what cannot carry over."""
     from vcyclectl.errors import UsageError
-    from vcyclectl.migrate.vcycle import import_vcycle, write_result
+    from vcyclectl.migrate.output import write_result
+    from vcyclectl.migrate.vcycle import import_vcycle
 
     app = app_context(ctx)
     secrets_dir = "secrets"

@@ -19,13 +19,13 @@ relative `user_data`, `user_data_file_*` and `root_image` names are resolved (`v
 from __future__ import annotations
 
 import configparser
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from vcyclectl.errors import UsageError
+from vcyclectl.migrate.yamlblock import Block, render
 
 SPACE_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?")
 MACHINETYPE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?")
@@ -83,34 +83,6 @@ _SPACE_NOT_CARRIED = {
     "api_version": "the SDK negotiates the API version",
 }
 _CLOUDS = {"openstack": "openstack", "ec2": "ec2", "google": "gce", "gce": "gce"}
-
-
-@dataclass
-class Block:
-    """A YAML mapping being built: ordered keys, values, and comments above each key."""
-
-    items: list[tuple[str, Any]] = field(default_factory=list)
-    comments: dict[str, list[str]] = field(default_factory=dict)
-    trailing: list[str] = field(default_factory=list)
-
-    def set(self, key: str, value: Any, comment: str | None = None) -> None:
-        self.items.append((key, value))
-        if comment:
-            self.comments.setdefault(key, []).append(comment)
-
-    def child(self, key: str) -> "Block":
-        for k, v in self.items:
-            if k == key and isinstance(v, Block):
-                return v
-        block = Block()
-        self.items.append((key, block))
-        return block
-
-    def note(self, text: str) -> None:
-        self.trailing.append(text)
-
-    def __bool__(self) -> bool:
-        return bool(self.items or self.trailing)
 
 
 @dataclass
@@ -458,57 +430,6 @@ def _number(value: str, kind: type, key: str) -> Any:
     return int(number) if number.is_integer() else number
 
 
-# -- YAML with comments -------------------------------------------------------------------
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    text = str(value)
-    if re.fullmatch(r"[A-Za-z0-9_./:@+-][A-Za-z0-9_./:@+ -]*", text) and \
-            not re.fullmatch(r"(?i)(true|false|yes|no|on|off|null|~|[-+]?[0-9.e]+)", text) \
-            and not text.endswith(" ") and ": " not in text and " #" not in text:
-        return text
-    return json.dumps(text)
-
-
-def _comment_lines(text: str, indent: str) -> list[str]:
-    import textwrap as tw
-
-    if text.startswith("vcycle:"):  # one line each, so `grep '# vcycle:'` lists them all
-        return [f"{indent}# {text}"]
-    return [f"{indent}# {line}" for line in tw.wrap(text, width=96 - len(indent))] or \
-        [f"{indent}#"]
-
-
-def render(block: Block, depth: int = 0) -> str:
-    lines: list[str] = []
-    indent = "  " * depth
-    for key, value in block.items:
-        for comment in block.comments.get(key, []):
-            lines.extend(_comment_lines(comment, indent))
-        if isinstance(value, Block):
-            if not value:
-                lines.append(f"{indent}{key}: {{}}")
-                continue
-            lines.append(f"{indent}{key}:")
-            lines.append(render(value, depth + 1).rstrip("\n"))
-        elif isinstance(value, dict):
-            if not value:
-                lines.append(f"{indent}{key}: {{}}")
-                continue
-            lines.append(f"{indent}{key}:")
-            for k, v in value.items():
-                lines.append(f"{indent}  {_scalar(k)}: {_scalar(v)}")
-        elif isinstance(value, list):
-            lines.append(f"{indent}{key}: [{', '.join(_scalar(v) for v in value)}]")
-        else:
-            lines.append(f"{indent}{key}: {_scalar(value)}")
-    for note in block.trailing:
-        lines.extend(_comment_lines(note, indent))
-    return "\n".join(line for line in lines if line != "") + "\n"
-
-
 def import_vcycle(files: list[Path], *, vcycle_dir: Path = Path("/var/lib/vcycle"),
                   secrets_dir: str = "secrets", feedback_url: str | None = None,
                   state_dir: str = "/var/lib/vcyclectl") -> ImportResult:
@@ -522,23 +443,3 @@ def import_vcycle(files: list[Path], *, vcycle_dir: Path = Path("/var/lib/vcycle
     importer = Importer(vcycle_dir=vcycle_dir, secrets_dir=secrets_dir,
                         feedback_url=feedback_url, state_dir=state_dir)
     return importer.convert(importer.read(files))
-
-
-def write_result(result: ImportResult, out_dir: Path, secrets_dir: str = "secrets") -> Path:
-    """Write `vcyclectl.yaml` and the secret files (0600, in a 0700 folder) under `out_dir`."""
-    import os
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if result.secrets:
-        folder = out_dir / secrets_dir
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
-        for name, value in result.secrets.items():
-            path = folder / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(value)
-            os.chmod(path, 0o600)
-    target = out_dir / "vcyclectl.yaml"
-    target.write_text(result.yaml, encoding="utf-8")
-    return target

@@ -24,10 +24,10 @@ def options_class(cloud: str) -> type:
     try:
         ref = OPTIONS[cloud]
     except KeyError:
-        raise ConfigError(f"unknown cloud {cloud!r} (choose from {', '.join(sorted(OPTIONS))})")
+        raise ConfigError(f"unknown cloud {cloud!r} (choose from {', '.join(sorted(OPTIONS))})") from None
     module_name, _, attr = ref.partition(":")
     try:
         cls: type = getattr(importlib.import_module(module_name), attr)
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"cloud {cloud!r} is not available in this build ({exc.name})")
+        raise ConfigError(f"cloud {cloud!r} is not available in this build ({exc.name})") from None
     return cls

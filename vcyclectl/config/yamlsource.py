@@ -97,17 +97,17 @@ def load_file(path: Path) -> Located:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("no such file", file=file)
+        raise ConfigError("no such file", file=file) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", file=file)
+        raise ConfigError(f"cannot read: {exc}", file=file) from None
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise ConfigError(f"not valid YAML: {exc.problem or exc.context}", file=file, line=line)
+        raise ConfigError(f"not valid YAML: {exc.problem or exc.context}", file=file, line=line) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=file)
+        raise ConfigError(f"not valid YAML: {exc}", file=file) from None
     if node is None:
         return Located(Origin(file, 1))
     value = _construct(node, file)

@@ -63,11 +63,11 @@ class SpaceLock:
             except portalocker.exceptions.LockException:
                 if deadline is None:
                     handle.close()
-                    raise Busy(self.path.parent.name)
+                    raise Busy(self.path.parent.name) from None
                 if time.monotonic() >= deadline:
                     handle.close()
                     raise LockTimeout(f"space {self.path.parent.name}: lock still held after "
-                                      f"{wait:g}s by {describe_holder(self.holder())}")
+                                      f"{wait:g}s by {describe_holder(self.holder())}") from None
                 time.sleep(delay)
                 delay = min(delay * 1.5, 1.0)
         self._handle = handle

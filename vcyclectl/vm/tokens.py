@@ -57,7 +57,7 @@ def _read_key(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StateError(f"cannot read the feedback token key {path}: {exc.strerror}")
+        raise StateError(f"cannot read the feedback token key {path}: {exc.strerror}") from None
     if len(data) < KEY_BYTES:
         raise StateError(f"{path} is shorter than {KEY_BYTES} bytes; remove it to make a new "
                          "key (every machine token changes)")

@@ -27,7 +27,8 @@ from os_fixtures import Tenant, admin, new_tenant, openstack_cloud, spec, tenant
 
 from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, Cloud  # noqa: E402
 from vcyclectl.clouds.registry import load_driver  # noqa: E402
-from vcyclectl.clouds.openstack.driver import STATE_MAP, OpenStackCloud  # noqa: E402
+from vcyclectl.clouds.openstack.driver import OpenStackCloud  # noqa: E402
+from vcyclectl.clouds.openstack.states import STATE_MAP  # noqa: E402
 from vcyclectl.clouds.openstack.options import OpenStackOptions  # noqa: E402
 from vcyclectl.errors import Fatal, QuotaExceeded, Transient  # noqa: E402
 from vcyclectl.core.model import CloudMachine, MachineState  # noqa: E402

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 #: Nova's special values for `networks` in a server create request.
 SPECIAL_NETWORKS = ("none", "auto")
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                   r"[0-9a-fA-F]{12}")
+
+#: The keys of inline authentication, which a `cloud:` entry replaces.
+_INLINE_AUTH_KEYS = ("auth_url", "application_credential_id", "application_credential_secret",
+                     "application_credential_secret_file", "username", "password",
+                     "password_file", "project_name", "project_id")
 
 
 def looks_like_id(value: str) -> bool:
@@ -70,49 +76,63 @@ class OpenStackOptions:
 
     def problems(self) -> list[tuple[str, str]]:
         """Cross-field rules: exactly one way to authenticate, and a complete one."""
-        out: list[tuple[str, str]] = []
-        inline = [k for k in ("auth_url", "application_credential_id",
-                              "application_credential_secret",
-                              "application_credential_secret_file", "username", "password",
-                              "password_file", "project_name", "project_id")
-                  if getattr(self, k) is not None]
         if self.cloud is not None:
+            inline = [k for k in _INLINE_AUTH_KEYS if getattr(self, k) is not None]
             if inline:
-                out.append((inline[0], "cannot be combined with `cloud:` (a clouds.yaml entry "
-                                       "holds the credentials); use one or the other"))
-            return out
+                return [(inline[0], "cannot be combined with `cloud:` (a clouds.yaml entry "
+                                    "holds the credentials); use one or the other")]
+            return []
         if self.auth_url is None:
-            out.append(("auth_url", "is required unless `cloud:` names a clouds.yaml entry"))
-            return out
+            return [("auth_url", "is required unless `cloud:` names a clouds.yaml entry")]
+        out = self._secret_twice_problems()
+        if self.application_credential_id or self._has_application_credential_secret:
+            out += self._application_credential_problems()
+        else:
+            out += self._password_problems()
+        if not self.verify and self.cacert:
+            out.append(("cacert", "has no effect with verify: false"))
+        return out
+
+    @property
+    def _has_application_credential_secret(self) -> bool:
+        return bool(self.application_credential_secret
+                    or self.application_credential_secret_file)
+
+    def _secret_twice_problems(self) -> list[tuple[str, str]]:
+        """A secret given both inline and as a file."""
+        out: list[tuple[str, str]] = []
         if self.application_credential_secret and self.application_credential_secret_file:
             out.append(("application_credential_secret_file",
                         "give the secret or a file holding it, not both"))
         if self.password and self.password_file:
             out.append(("password_file", "give the password or a file holding it, not both"))
-        has_app_secret = bool(self.application_credential_secret
-                              or self.application_credential_secret_file)
-        if self.application_credential_id or has_app_secret:
-            if not self.application_credential_id:
-                out.append(("application_credential_secret",
-                            "needs application_credential_id as well"))
-            elif not has_app_secret:
-                out.append(("application_credential_id",
-                            "needs application_credential_secret or "
-                            "application_credential_secret_file as well"))
-            if self.username is not None:
-                out.append(("username", "use an application credential or a username, not both"))
-        else:
-            missing = [k for k in ("username", "project_name")
-                       if getattr(self, k) is None
-                       and not (k == "project_name" and self.project_id is not None)]
-            if not (self.password or self.password_file):
-                missing.append("password")
-            if missing:
-                out.append((missing[0], "is required with auth_url (or use "
-                                        "application_credential_id and its secret)"))
-        if not self.verify and self.cacert:
-            out.append(("cacert", "has no effect with verify: false"))
         return out
+
+    def _application_credential_problems(self) -> list[tuple[str, str]]:
+        """An application credential needs its id and its secret, and no username."""
+        out: list[tuple[str, str]] = []
+        if not self.application_credential_id:
+            out.append(("application_credential_secret",
+                        "needs application_credential_id as well"))
+        elif not self._has_application_credential_secret:
+            out.append(("application_credential_id",
+                        "needs application_credential_secret or "
+                        "application_credential_secret_file as well"))
+        if self.username is not None:
+            out.append(("username", "use an application credential or a username, not both"))
+        return out
+
+    def _password_problems(self) -> list[tuple[str, str]]:
+        """Password authentication needs a username, a password and a project."""
+        missing = [k for k in ("username", "project_name")
+                   if getattr(self, k) is None
+                   and not (k == "project_name" and self.project_id is not None)]
+        if not (self.password or self.password_file):
+            missing.append("password")
+        if missing:
+            return [(missing[0], "is required with auth_url (or use "
+                                 "application_credential_id and its secret)")]
+        return []
 
     @property
     def uses_application_credential(self) -> bool:

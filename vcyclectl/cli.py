@@ -1,8 +1,8 @@
 """The typer app that mounts the commands, and the program's single exception boundary.
 
-Errors we expect (`VcyclectlError`) print one line on stderr and exit with their documented
-code; click's usage errors exit 2; anything else is a bug: one line, plus the traceback with
-`-v`, exit 1.
+Errors we expect (`VcyclectlError`) print one line each on stderr and exit with their
+documented code; click's usage errors exit 2; anything else is a bug: one line, plus the
+traceback with `-v`, exit 1.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         code = ExitStatus.USAGE
     except VcyclectlError as exc:
-        typer.echo(f"vcyclectl: {exc}", err=True)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            typer.echo(f"vcyclectl: {line}", err=True)
         code = exc.exit_status
     except BrokenPipeError:
         code = 0

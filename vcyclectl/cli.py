@@ -1,8 +1,9 @@
 """The typer app that mounts the commands, and the program's single exception boundary.
 
 Errors we expect (`VcyclectlError`) print one line each on stderr and exit with their
-documented code; click's usage errors exit 2; anything else is a bug: one line, plus the
-traceback with `-v`, exit 1.
+documented code; click's usage errors exit 2; an `OSError` that got this far is the
+environment's (a path, a permission): one line with the path, exit 1; anything else is a
+bug: one line, plus the traceback with `-v`, exit 1.
 """
 
 from __future__ import annotations
@@ -111,6 +112,10 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_status
     except BrokenPipeError:
         code = 0
+    except OSError as exc:  # the environment (a path, a permission), not a bug: no report
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"vcyclectl: {where}{exc.strerror or exc}", err=True)
+        code = ExitStatus.SPACE_FAILED
     except KeyboardInterrupt:
         typer.echo("vcyclectl: interrupted", err=True)
         code = 130

@@ -103,6 +103,16 @@ class StateError(VcyclectlError):
     """The state directory is unreadable, of an unknown format, or otherwise unusable."""
 
 
+class StateDirUnusable(StateError):
+    """The state directory is missing, not initialised, not a directory or not readable.
+
+    Most often an NFS share that is not mounted: showing an empty fleet then would be a
+    lie, so read-only commands refuse with the path instead. Nothing was touched (exit 2).
+    """
+
+    exit_status = ExitStatus.USAGE
+
+
 class CloudError(VcyclectlError):
     """Base of everything a cloud driver raises. Messages must never contain secrets."""
 

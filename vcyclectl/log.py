@@ -65,6 +65,11 @@ def warning(message: str, **values: Any) -> None:
         logger().warning("%s %s", message, fields(**values))
 
 
+def error(message: str, **values: Any) -> None:
+    """Something failed: logged even with `-q`, which hides chatter, never a failure."""
+    logger().error("%s %s", message, fields(**values))
+
+
 def setup(verbose: bool, quiet: bool) -> None:
     """Remember the levels (`-v`, `-q`); a logger already made is set up again with them."""
     global _logger

@@ -1,14 +1,88 @@
-"""Failures are never silent (issue 18): `config check` reports every error it finds,
-rendered `#cloud-config` templates included."""
+"""Failures are never silent (issue 18): an unusable state directory is an error naming its
+path, not an empty fleet; `config check` reports every error it finds, rendered
+`#cloud-config` templates included."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from tests.conftest import Run
 
 VC = Callable[..., Run]
+
+CONFIG = """\
+state_dir: state
+spaces:
+  alpha.local:
+    cloud: local
+    processors_limit: 4
+    local: {processors: 100, boot_seconds: 30, job_seconds: 300, no_work_probability: 0}
+    machinetypes:
+      lhcb: {}
+  beta.local:
+    cloud: local
+    processors_limit: 2
+    local: {processors: 100, boot_seconds: 30, job_seconds: 300, no_work_probability: 0}
+    machinetypes:
+      dune: {}
+"""
+
+
+@pytest.fixture
+def cfg(write_config: Callable[..., Path]) -> Path:
+    return write_config(CONFIG)
+
+
+# -- the state directory -------------------------------------------------------------------
+READ_ONLY = (["status"], ["list"], ["plan"], ["inspect", "vcyclectl-alpha-local-lhcb-x"],
+             ["list", "--live"], ["undrain", "alpha.local"])
+
+
+def test_missing_or_uninitialised_state_dir_is_an_error_not_an_empty_fleet(vc: VC, cfg: Path
+                                                                          ) -> None:
+    state = cfg.parent / "state"
+    for command in READ_ONLY:
+        run = vc("--config", cfg, *command)
+        assert run.code == 2, (command, run)
+        assert run.err == (f"vcyclectl: state directory {state} does not exist; "
+                           "`vcyclectl reconcile` creates it on first use\n")
+        assert run.out == ""
+    state.mkdir()  # the empty mount point of an unmounted share
+    for command in READ_ONLY:
+        run = vc("--config", cfg, *command)
+        assert run.code == 2 and f"state directory {state} is not initialised" in run.err
+    assert list(state.iterdir()) == []  # nothing was written into it
+    assert vc("--config", cfg, "reconcile").code == 0  # reconcile still initialises it
+    assert vc("--config", cfg, "status").code == 0
+
+
+def test_environment_errors_are_one_line_with_the_path(vc: VC, cfg: Path, tmp_path: Path
+                                                       ) -> None:
+    run = vc("--config", cfg, "--state-dir", "/dev/null/x", "status")
+    assert run.code == 2
+    assert run.err.startswith("vcyclectl: state directory /dev/null/x: cannot read "
+                              "/dev/null/x/format.json: Not a directory")
+    assert len(run.err.splitlines()) == 1 and "internal error" not in run.err
+    odd = tmp_path / "odd"
+    (odd / "format.json").mkdir(parents=True)
+    for command in (["list"], ["reconcile"]):
+        run = vc("--config", cfg, "--state-dir", odd, *command)
+        assert run.code == 2 and f"{odd / 'format.json'}: Is a directory" in run.err
+        assert "internal error" not in run.err and "report" not in run.err
+
+
+def test_list_filters_that_cannot_match_are_usage_errors(vc: VC, cfg: Path) -> None:
+    assert vc("--config", cfg, "reconcile").code == 0
+    run = vc("--config", cfg, "list", "--state", "bogus")
+    assert run.code == 2 and "--state 'bogus': not a machine state" in run.err
+    run = vc("--config", cfg, "list", "--machinetype", "atlas")
+    assert run.code == 2 and "--machinetype 'atlas': no such machinetype" in run.err
+    run = vc("--config", cfg, "list", "--space", "beta.local", "--machinetype", "lhcb")
+    assert run.code == 2  # lhcb exists, but not in the space asked for
+    assert vc("--config", cfg, "list", "--state", "starting", "-m", "lhcb").code == 0
 
 
 # -- config check --------------------------------------------------------------------------

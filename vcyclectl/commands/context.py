@@ -29,10 +29,18 @@ class AppContext:
             self._config = config.load(self.config_path, state_dir=self.state_dir)
         return self._config
 
-    def state(self) -> "StateDir":
+    def state(self, *, create: bool = False) -> "StateDir":
+        """The configured state directory, checked to be one (else a one-line error, exit 2).
+
+        Read-only commands refuse a missing or uninitialised one, so an unmounted share is
+        reported as such rather than shown as an empty fleet; commands that write (`drain`,
+        like `reconcile`) create it on first use.
+        """
         from vcyclectl.state import StateDir
 
-        return StateDir(self.config().state_dir)
+        root = StateDir(self.config().state_dir)
+        root.open(create=create)
+        return root
 
     def fmt(self, explicit: str | None) -> str:
         return explicit or self.output

@@ -68,13 +68,11 @@ def plan(
     """What `reconcile` would do now, and why. Takes no lock, changes nothing."""
     from vcyclectl.output import write_json, write_rows
     from vcyclectl.reconcile import reconcile_space
-    from vcyclectl.state import StateDir
 
     app = app_context(ctx)
     config = app.config()
     selected = config.select(spaces)
-    state = StateDir(config.state_dir)
-    state_id = state.open(create=False) if state.exists() else "new"
+    state_id = app.state().open(create=False)
     results = [reconcile_space(config, s, state_id, dry_run=True) for s in selected]
     fmt = app.fmt(output)
     if fmt == "json":

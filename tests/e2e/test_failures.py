@@ -1,15 +1,18 @@
-"""Failures are never silent (issue 18): an unusable state directory is an error naming its
-path, not an empty fleet; `config check` reports every error it finds, rendered
-`#cloud-config` templates included."""
+"""Failures are never silent (issue 18): a failed space shows under `-q`, cron and systemd;
+an unusable state directory is an error naming its path, not an empty fleet; `config
+check` reports every error it finds, rendered `#cloud-config` templates included."""
 
 from __future__ import annotations
 
+import configparser
+import os
+import subprocess
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from tests.conftest import Run
+from tests.conftest import REPO, Run, vcyclectl_command
 
 VC = Callable[..., Run]
 
@@ -29,11 +32,63 @@ spaces:
     machinetypes:
       dune: {}
 """
+BROKEN_LISTING = CONFIG.replace("processors: 100, boot_seconds: 30, job_seconds: 300, "
+                                "no_work_probability: 0}\n    machinetypes:\n      lhcb",
+                                "processors: 100, api_error_probability: 1.0}\n"
+                                "    machinetypes:\n      lhcb")
 
 
 @pytest.fixture
 def cfg(write_config: Callable[..., Path]) -> Path:
     return write_config(CONFIG)
+
+
+@pytest.fixture
+def broken(write_config: Callable[..., Path]) -> Path:
+    assert BROKEN_LISTING != CONFIG
+    return write_config(BROKEN_LISTING)
+
+
+# -- a failed space under -q, cron and systemd ----------------------------------------------
+def test_quiet_hides_chatter_but_never_a_failed_space(vc: VC, broken: Path) -> None:
+    run = vc("-q", "--config", broken, "reconcile")
+    assert run.code == 1
+    assert run.out == ""
+    lines = run.err.splitlines()
+    assert "alpha.local: FAILED, listing failed, nothing done" in lines[0]
+    assert any(" ERROR " in line and "space failed" in line and "space=alpha.local" in line
+               for line in lines)
+    assert "beta.local" not in run.err  # the healthy space's summary is chatter: hidden
+    for fmt in ("table", "json"):
+        plan = vc("-q", "--config", broken, "plan", "-o", fmt)
+        assert plan.code == 1 and "alpha.local: FAILED, listing failed" in plan.err
+
+
+def test_a_failed_space_reaches_journald_at_error_priority(broken: Path, tmp_path: Path) -> None:
+    """Under systemd stderr is a journald stream (JOURNAL_STREAM names it): the failure
+    lines carry `<3>`, so `journalctl -p err` and alerts on priority match them."""
+    stderr_file = tmp_path / "stderr"
+    with open(stderr_file, "wb") as handle:
+        st = os.fstat(handle.fileno())
+        proc = subprocess.run([*vcyclectl_command(), "-q", "--config", str(broken), "reconcile"],
+                              stdout=subprocess.PIPE, stderr=handle, timeout=120,
+                              env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    assert proc.returncode == 1
+    lines = stderr_file.read_text().splitlines()
+    assert lines and all(line.startswith("<3>") for line in lines)
+    assert any("alpha.local: FAILED" in line for line in lines)
+
+
+def test_systemd_unit_and_cron_let_a_failed_space_show() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(REPO / "cron" / "vcyclectl-reconcile.service")
+    service = unit["Service"]
+    assert "-q reconcile" in service["ExecStart"]
+    success = service.get("SuccessExitStatus", "0").split()
+    assert "1" not in success  # exit 1 (a space failed) leaves the unit failed
+    cron = (REPO / "cron" / "vcyclectl.cron").read_text().splitlines()
+    (job,) = [line for line in cron if line.startswith("*")]
+    assert "-q reconcile" in job and "tee -a" in job  # what -q prints also reaches cron's mail
 
 
 # -- the state directory -------------------------------------------------------------------

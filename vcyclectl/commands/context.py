@@ -69,3 +69,15 @@ def info(ctx: AppContext, message: str) -> None:
     """A line for people on stderr (suppressed by -q)."""
     if not ctx.quiet:
         typer.echo(message, err=True)
+
+
+def failure(message: str, **fields: str) -> None:
+    """A failure: its line on stderr and an error-level log record, `-q` or not.
+
+    `-q` hides chatter, never a failure: cron mails what a quiet pass printed, and under
+    systemd the log record carries journald's error priority (see `vcyclectl.log`).
+    """
+    from vcyclectl import log
+
+    typer.echo(("<3>" if log.stderr_is_journal() else "") + message, err=True)
+    log.error("space failed", **fields)

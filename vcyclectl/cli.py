@@ -42,11 +42,11 @@ def main_options(
     config: Optional[Path] = typer.Option(None, "--config", "-c", envvar="VCYCLECTL_CONFIG",
                                           help="Config file (default /etc/vcyclectl/"
                                                "vcyclectl.yaml, plus its conf.d/*.yaml)."),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir",
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", envvar="VCYCLECTL_STATE_DIR",
                                              help="Override the config's state_dir."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
-    output: Optional[str] = typer.Option(None, "--output", "-o",
+    output: Optional[str] = typer.Option(None, "--output", "-o", envvar="VCYCLECTL_OUTPUT",
                                          help="Default output: table | json | tsv | names",
                                          callback=check_output),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,

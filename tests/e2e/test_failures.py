@@ -140,6 +140,21 @@ def test_list_filters_that_cannot_match_are_usage_errors(vc: VC, cfg: Path) -> N
     assert vc("--config", cfg, "list", "--state", "starting", "-m", "lhcb").code == 0
 
 
+def test_state_dir_and_output_from_the_environment(vc: VC, cfg: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "elsewhere"
+    monkeypatch.setenv("VCYCLECTL_STATE_DIR", str(other))
+    monkeypatch.setenv("VCYCLECTL_OUTPUT", "names")
+    assert vc("--config", cfg, "reconcile").code == 0
+    assert (other / "format.json").exists() and not (cfg.parent / "state").exists()
+    names = vc("--config", cfg, "list").out.split()
+    assert len(names) == 6 and all(n.startswith("vcyclectl-") for n in names)
+    assert vc("--config", cfg, "list", "-o", "json").out.startswith("[")  # the flag wins
+    monkeypatch.setenv("VCYCLECTL_OUTPUT", "xml")
+    run = vc("--config", cfg, "list")
+    assert run.code == 2 and "VCYCLECTL_OUTPUT" in run.err
+
+
 # -- config check --------------------------------------------------------------------------
 def test_config_check_reports_every_error(vc: VC, write_config: Callable[..., Path],
                                           tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The typer app that mounts the commands, and the program's single exception boundary.
 
-Errors we expect (`VcyclectlError`) print one line on stderr and exit with their documented
-code; click's usage errors exit 2; anything else is a bug: one line, plus the traceback with
-`-v`, exit 1.
+Errors we expect (`VcyclectlError`) print one line each on stderr and exit with their
+documented code; click's usage errors exit 2; an `OSError` that got this far is the
+environment's (a path, a permission): one line with the path, exit 1; anything else is a
+bug: one line, plus the traceback with `-v`, exit 1.
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ def main_options(
     config: Optional[Path] = typer.Option(None, "--config", "-c", envvar="VCYCLECTL_CONFIG",
                                           help="Config file (default /etc/vcyclectl/"
                                                "vcyclectl.yaml, plus its conf.d/*.yaml)."),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir",
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", envvar="VCYCLECTL_STATE_DIR",
                                              help="Override the config's state_dir."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
-    output: Optional[str] = typer.Option(None, "--output", "-o",
+    output: Optional[str] = typer.Option(None, "--output", "-o", envvar="VCYCLECTL_OUTPUT",
                                          help="Default output: table | json | tsv | names",
                                          callback=check_output),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
@@ -106,10 +107,15 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         code = ExitStatus.USAGE
     except VcyclectlError as exc:
-        typer.echo(f"vcyclectl: {exc}", err=True)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            typer.echo(f"vcyclectl: {line}", err=True)
         code = exc.exit_status
     except BrokenPipeError:
         code = 0
+    except OSError as exc:  # the environment (a path, a permission), not a bug: no report
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"vcyclectl: {where}{exc.strerror or exc}", err=True)
+        code = ExitStatus.SPACE_FAILED
     except KeyboardInterrupt:
         typer.echo("vcyclectl: interrupted", err=True)
         code = 130

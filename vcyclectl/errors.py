@@ -49,6 +49,38 @@ class ConfigError(VcyclectlError):
         return f"{where}{key}{self.message}"
 
 
+class ConfigErrors(ConfigError):
+    """Every configuration error found in one go, so a site fixes them all in one round.
+
+    `str()` is one error per line; the CLI prints each as its own `vcyclectl: ` line.
+    """
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = self.flatten(errors)
+        first = self.errors[0]
+        super().__init__(first.message, file=first.file, line=first.line, key=first.key)
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+    @staticmethod
+    def flatten(errors: "list[ConfigError]") -> list[ConfigError]:
+        """Single errors, with any `ConfigErrors` among them opened up."""
+        out: list[ConfigError] = []
+        for error in errors:
+            out.extend(error.errors if isinstance(error, ConfigErrors) else [error])
+        return out
+
+    @classmethod
+    def raise_if_any(cls, errors: "list[ConfigError]") -> None:
+        """Raise the only error as itself, several as one `ConfigErrors`, none: return."""
+        flat = cls.flatten(errors)
+        if len(flat) == 1:
+            raise flat[0]
+        if flat:
+            raise cls(flat)
+
+
 class UsageError(VcyclectlError):
     """A command was called with arguments that make no sense; nothing was touched."""
 
@@ -69,6 +101,16 @@ class LockTimeout(VcyclectlError):
 
 class StateError(VcyclectlError):
     """The state directory is unreadable, of an unknown format, or otherwise unusable."""
+
+
+class StateDirUnusable(StateError):
+    """The state directory is missing, not initialised, not a directory or not readable.
+
+    Most often an NFS share that is not mounted: showing an empty fleet then would be a
+    lie, so read-only commands refuse with the path instead. Nothing was touched (exit 2).
+    """
+
+    exit_status = ExitStatus.USAGE
 
 
 class CloudError(VcyclectlError):

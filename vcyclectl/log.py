@@ -39,8 +39,11 @@ def logger() -> "logging.Logger":
         import logging
 
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(
-            f"%(asctime)s %(levelname)s pass={PASS_ID} %(message)s"))
+        line = f"%(asctime)s %(levelname)s pass={PASS_ID} %(message)s"
+        if stderr_is_journal():
+            handler.addFilter(_add_syslog_priority)
+            line = "<%(syslog_priority)d>" + line
+        handler.setFormatter(logging.Formatter(line))
         made = logging.getLogger("vcyclectl")
         made.handlers[:] = [handler]
         made.propagate = False
@@ -48,6 +51,30 @@ def logger() -> "logging.Logger":
                       logging.ERROR if _LEVEL["quiet"] else logging.WARNING)
         _logger = made
     return _logger
+
+
+def stderr_is_journal() -> bool:
+    """Whether stderr is a stream systemd connected to journald (`JOURNAL_STREAM`, which
+    systemd sets to the stream's device:inode; systemd.exec(5))."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+#: syslog priorities journald reads from a `<N>` line prefix (SyslogLevelPrefix=yes).
+_PRIORITY = {"CRITICAL": 2, "ERROR": 3, "WARNING": 4, "INFO": 6, "DEBUG": 7}
+
+
+def _add_syslog_priority(record: "logging.LogRecord") -> bool:
+    """Give each record the `<N>` prefix journald reads as its priority (its default
+    SyslogLevelPrefix=yes), so `journalctl -p err` and alerts on priority see failures."""
+    setattr(record, "syslog_priority", _PRIORITY.get(record.levelname, 6))
+    return True
 
 
 def info(message: str, **values: Any) -> None:
@@ -63,6 +90,11 @@ def debug(message: str, **values: Any) -> None:
 def warning(message: str, **values: Any) -> None:
     if not _LEVEL["quiet"]:
         logger().warning("%s %s", message, fields(**values))
+
+
+def error(message: str, **values: Any) -> None:
+    """Something failed: logged even with `-q`, which hides chatter, never a failure."""
+    logger().error("%s %s", message, fields(**values))
 
 
 def setup(verbose: bool, quiet: bool) -> None:

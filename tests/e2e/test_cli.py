@@ -74,13 +74,14 @@ def test_list_outputs_for_scripts(vc: VC, cfg: Path) -> None:
 
 
 def test_plan_shows_reasons_and_changes_nothing(vc: VC, cfg: Path) -> None:
+    assert vc("--config", cfg, "reconcile", "beta.local").code == 0  # the state dir exists
     run = vc("--config", cfg, "plan", "alpha.local", "--output", "json")
     assert run.code == 0
     (plan,) = json.loads(run.out)
     assert plan["space"] == "alpha.local" and len(plan["actions"]) == 8
     assert all(a["action"] == "create" and "below its share" in a["reason"]
                for a in plan["actions"])
-    assert not (cfg.parent / "state").exists()  # a plan writes nothing at all
+    assert not (cfg.parent / "state" / "spaces" / "alpha.local").exists()  # writes nothing
 
 
 def test_inspect_and_not_found(vc: VC, cfg: Path) -> None:

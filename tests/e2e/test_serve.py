@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -518,3 +519,30 @@ def test_serves_https_directly_with_tls_cert_and_key(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_healthz_is_503_while_the_state_directory_cannot_be_read(tmp_path: Path,
+                                                                 serve_factory: Any) -> None:
+    """A load balancer must stop sending VMs to a host whose shared state dir is gone."""
+    port = free_port()
+    config = write_config(tmp_path, port, "      lhcb: {processors_limit: 1}\n")
+    state, unmounted = tmp_path / "state", tmp_path / "state-elsewhere"
+    refused = cli(config, "serve", "--listen", f"127.0.0.1:{port}", check=False)
+    assert refused.returncode == 2
+    assert f"state directory {state} does not exist" in refused.stderr
+    cli(config, "reconcile")
+    server: Serve = serve_factory(config, port)
+    assert server.request("GET", "/healthz") == (200, b"ok\n")
+    state.rename(unmounted)
+    state.mkdir()  # the bare mount point of an unmounted share
+    status, body = server.request("GET", "/healthz")
+    assert status == 503 and f"{state} is not initialised".encode() in body
+    assert list(state.iterdir()) == []  # serve wrote nothing into it
+    state.rmdir()
+    state.mkdir()
+    cli(config, "reconcile")  # another state directory now sits at the same path
+    status, body = server.request("GET", "/healthz")
+    assert status == 503 and b"is now state directory" in body
+    shutil.rmtree(state)
+    unmounted.rename(state)
+    assert server.request("GET", "/healthz") == (200, b"ok\n")

@@ -24,7 +24,7 @@ def rec(name: str, **kw: object) -> MachineRecord:
 
 def test_state_dir_is_created_once_with_an_id(tmp_path: Path) -> None:
     root = StateDir(tmp_path / "st")
-    with pytest.raises(StateError, match="not a vcyclectl state directory"):
+    with pytest.raises(StateError, match=f"state directory {root.root} does not exist"):
         root.open(create=False)
     first = root.open(create=True)
     assert root.open(create=True) == first

@@ -29,10 +29,18 @@ class AppContext:
             self._config = config.load(self.config_path, state_dir=self.state_dir)
         return self._config
 
-    def state(self) -> "StateDir":
+    def state(self, *, create: bool = False) -> "StateDir":
+        """The configured state directory, checked to be one (else a one-line error, exit 2).
+
+        Read-only commands refuse a missing or uninitialised one, so an unmounted share is
+        reported as such rather than shown as an empty fleet; commands that write (`drain`,
+        like `reconcile`) create it on first use.
+        """
         from vcyclectl.state.store import StateDir
 
-        return StateDir(self.config().state_dir)
+        root = StateDir(self.config().state_dir)
+        root.open(create=create)
+        return root
 
     def fmt(self, explicit: str | None) -> str:
         return explicit or self.output
@@ -61,3 +69,15 @@ def info(ctx: AppContext, message: str) -> None:
     """A line for people on stderr (suppressed by -q)."""
     if not ctx.quiet:
         typer.echo(message, err=True)
+
+
+def failure(message: str, **fields: str) -> None:
+    """A failure: its line on stderr and an error-level log record, `-q` or not.
+
+    `-q` hides chatter, never a failure: cron mails what a quiet pass printed, and under
+    systemd the log record carries journald's error priority (see `vcyclectl.log`).
+    """
+    from vcyclectl import log
+
+    typer.echo(("<3>" if log.stderr_is_journal() else "") + message, err=True)
+    log.error("space failed", **fields)

@@ -41,7 +41,7 @@ def drain(
 
     app = app_context(ctx)
     space, mt, machine = _resolve(app, target)
-    store = app.state().space(space)
+    store = app.state(create=True).space(space)  # a space may be drained before its first pass
     existing = store.drains()
     current = (existing.machines.get(machine) if machine else
                existing.machinetypes.get(mt) if mt else existing.space)

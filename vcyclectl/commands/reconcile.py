@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output, info
+from vcyclectl.commands.context import (OUTPUT_HELP, app_context, check_output, failure,
+                                        info)
 from vcyclectl.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -51,9 +52,12 @@ def reconcile(
         results.append(result)
         if dry_run and result.plan is not None and app.fmt(output) != "json":
             _print_plan(result.plan)
-        info(app, result.summary() if not dry_run else f"{space.name}: dry run, "
-             f"{len(result.plan.creates) if result.plan else 0} to create, "
-             f"{len(result.plan.deletes) if result.plan else 0} to delete")
+        if result.outcome == "failed":
+            failure(result.summary(), space=result.space, reason=result.reason)
+        else:
+            info(app, result.summary() if not dry_run else f"{space.name}: dry run, "
+                 f"{len(result.plan.creates) if result.plan else 0} to create, "
+                 f"{len(result.plan.deletes) if result.plan else 0} to delete")
     if app.fmt(output) == "json":
         write_json([r.to_json() for r in results])
     raise typer.Exit(int(exit_status([r.outcome for r in results])))
@@ -68,13 +72,11 @@ def plan(
     """What `reconcile` would do now, and why. Takes no lock, changes nothing."""
     from vcyclectl.commands.output import write_json, write_rows
     from vcyclectl.reconcile import reconcile_space
-    from vcyclectl.state.store import StateDir
 
     app = app_context(ctx)
     config = app.config()
     selected = config.select(spaces)
-    state = StateDir(config.state_dir)
-    state_id = state.open(create=False) if state.exists() else "new"
+    state_id = app.state().open(create=False)
     results = [reconcile_space(config, s, state_id, dry_run=True) for s in selected]
     fmt = app.fmt(output)
     if fmt == "json":
@@ -87,10 +89,13 @@ def plan(
         write_rows(rows, ["space", "action", "name", "machinetype", "processors", "reason"],
                    fmt, title="plan")
         for r in results:
-            if r.outcome != "done":
+            if r.outcome not in ("done", "failed"):
                 info(app, f"{r.space}: {r.outcome}, {r.reason}")
             for note in (r.plan.notes if r.plan else ()):
                 info(app, f"{r.space}: {note}")
+    for r in results:  # whatever the format: on stderr, and -q never hides it
+        if r.outcome == "failed":
+            failure(f"{r.space}: FAILED, {r.reason}", space=r.space, reason=r.reason)
     raise typer.Exit(int(exit_status([r.outcome for r in results])))
 
 

@@ -52,7 +52,7 @@ def serve(
         raise UsageError("--tls-cert and --tls-key go together")
     app = app_context(ctx)
     config = app.config()
-    app.state().open(create=False)  # refuse to serve a path that is not a state directory
+    app.state()  # refuse to serve a path that is not a state directory (exit 2)
     if not config.feedback_url:
         info(app, "vcyclectl serve: note: feedback_url is not set, so VMs are not told where "
                   "this service is (see docs/serve.md)")

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from vcyclectl.config import Config, Space
-from vcyclectl.errors import NotFound
+from vcyclectl.errors import NotFound, UsageError
 from vcyclectl.core import rules
 from vcyclectl.state.lock import holder_path, is_locked, read_holder
 from vcyclectl.core.machinestate import MachineState
@@ -48,11 +48,30 @@ def machine_row(m: CloudMachine, drains: Drains) -> dict[str, Any]:
             "cloud_id": m.id}
 
 
+#: What `list --state` accepts: the states a row can show (GONE shows as deleting).
+LIST_STATES = tuple(s.value for s in MachineState if s is not MachineState.GONE)
+
+
+def check_list_filters(spaces: list[Space], machinetype: str | None, state: str | None) -> None:
+    """A filter that can never match is a typo, not an empty fleet: a usage error (exit 2)."""
+    if state is not None and state not in LIST_STATES:
+        raise UsageError(f"--state {state!r}: not a machine state (one of "
+                         f"{', '.join(LIST_STATES)})")
+    if machinetype is not None:
+        known = sorted({mt for space in spaces for mt in space.machinetypes})
+        if machinetype not in known:
+            raise UsageError(f"--machinetype {machinetype!r}: no such machinetype in "
+                             f"{'these spaces' if spaces else 'any space'} (configured: "
+                             f"{', '.join(known) or 'none'})")
+
+
 def machine_rows(config: Config, spaces: Iterable[Space], *, live: bool = False,
                  machinetype: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    spaces = list(spaces)
+    check_list_filters(spaces, machinetype, state)
     root = StateDir(config.state_dir)
     rows: list[dict[str, Any]] = []
-    state_id = root.open(create=False) if live else None
+    state_id = root.open(create=False)  # an unmounted share must not look like an empty fleet
     for space in spaces:
         store = root.space(space.name)
         drains = store.drains()
@@ -60,7 +79,6 @@ def machine_rows(config: Config, spaces: Iterable[Space], *, live: bool = False,
             from vcyclectl.clouds.registry import build_cloud
             from vcyclectl.clouds.retries import with_retries
 
-            assert state_id is not None
             cloud = build_cloud(config, space, state_id)
             rows.extend(machine_row(m, drains) for m in with_retries(cloud.list_machines, "list")
                         if m.state is not MachineState.GONE)
@@ -77,9 +95,10 @@ def machine_rows(config: Config, spaces: Iterable[Space], *, live: bool = False,
 def find_machine(config: Config, name: str) -> tuple[Space, SpaceState, MachineRecord | None,
                                                        dict[str, Any] | None]:
     """The space, store, live record and finished entry of a machine name, or NotFound."""
+    root = StateDir(config.state_dir)
+    root.open(create=False)  # an unmounted share is not "no such machine"
     if not valid_machine_name(name):
         raise NotFound(f"no machine named {name!r}")
-    root = StateDir(config.state_dir)
     for space in config.spaces.values():
         store = root.space(space.name)
         rec = store.records().get(name)
@@ -134,6 +153,7 @@ def inspect_machine(config: Config, name: str, *, live: bool = False) -> dict[st
 def status_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]:
     """Per space and machinetype: machines by state, processors, shares, backoff, lock."""
     root = StateDir(config.state_dir)
+    root.open(create=False)  # an unmounted share must not look like an empty fleet
     now = time.time()
     rows: list[dict[str, Any]] = []
     for space in spaces:

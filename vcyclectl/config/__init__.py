@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from vcyclectl.config import schema
-from vcyclectl.errors import ConfigError
+from vcyclectl.errors import ConfigError, ConfigErrors
 from vcyclectl.config.yamlsource import Located, Origin, deep_merge, load_file
 
 if TYPE_CHECKING:
@@ -192,15 +192,20 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
     _check_machinetype_keys(defaults, "defaults.")
     spaces_node = _mapping(data, "spaces", "spaces")
     spaces: dict[str, Space] = {}
+    errors: list[ConfigError] = []  # every space is checked, so one run reports them all
     for name, node in spaces_node.items():
-        _check_name(name, SPACE_NAME, spaces_node.where(name), "spaces." + name,
-                    "space names are lowercase letters, digits, '.' and '-'")
-        if not isinstance(node, Located):
-            raise ConfigError("a space must be a mapping of settings",
-                              file=spaces_node.where(name).file, line=spaces_node.where(name).line,
-                              key=f"spaces.{name}")
-        spaces[name] = _space(name, node, defaults,
-                              state_dir=state_dir if state_dir is not None else Path(top.state_dir))
+        try:
+            _check_name(name, SPACE_NAME, spaces_node.where(name), "spaces." + name,
+                        "space names are lowercase letters, digits, '.' and '-'")
+            if not isinstance(node, Located):
+                raise ConfigError("a space must be a mapping of settings",
+                                  file=spaces_node.where(name).file,
+                                  line=spaces_node.where(name).line, key=f"spaces.{name}")
+            spaces[name] = _space(name, node, defaults, state_dir=state_dir if state_dir
+                                  is not None else Path(top.state_dir))
+        except ConfigError as exc:
+            errors.append(exc)
+    ConfigErrors.raise_if_any(errors)
     if top.feedback_url is None:
         _require_feedback_url(spaces, spaces_node)
     return Config(
@@ -268,18 +273,23 @@ def _space(name: str, node: Located, top_defaults: Located,
     mts_node = _mapping(node, "machinetypes", prefix + "machinetypes")
     mts_node, pipes = _expand_vacuum_pipes(mts_node, defaults, prefix, state_dir)
     machinetypes: dict[str, Machinetype] = {}
+    errors: list[ConfigError] = []
     for mt_name, mt_node in mts_node.items():
         mt_key = f"{prefix}machinetypes.{mt_name}"
         where = mts_node.where(mt_name)
-        _check_name(mt_name, MACHINETYPE_NAME, where, mt_key,
-                    "machinetype names are lowercase letters, digits and '-', at most 40")
-        if mt_node is None:
-            mt_node = Located(where)
-        if not isinstance(mt_node, Located):
-            raise ConfigError("a machinetype must be a mapping of settings", file=where.file,
-                              line=where.line, key=mt_key)
-        machinetypes[mt_name] = _machinetype(mt_name, mt_node, defaults, settings.cloud,
-                                             cloud_block, options_cls, mt_key)
+        try:
+            _check_name(mt_name, MACHINETYPE_NAME, where, mt_key,
+                        "machinetype names are lowercase letters, digits and '-', at most 40")
+            if mt_node is None:
+                mt_node = Located(where)
+            if not isinstance(mt_node, Located):
+                raise ConfigError("a machinetype must be a mapping of settings",
+                                  file=where.file, line=where.line, key=mt_key)
+            machinetypes[mt_name] = _machinetype(mt_name, mt_node, defaults, settings.cloud,
+                                                 cloud_block, options_cls, mt_key)
+        except ConfigError as exc:
+            errors.append(exc)
+    ConfigErrors.raise_if_any(errors)
     return Space(
         **{f.name: getattr(settings, f.name) for f in fields(SpaceSettings)},
         name=name,

@@ -36,7 +36,7 @@ from vcyclectl.vm import mjf
 
 from vcyclectl.vm import tokens
 from vcyclectl.config import SPACE_NAME, Config
-from vcyclectl.errors import VcyclectlError
+from vcyclectl.errors import StateError, VcyclectlError
 from vcyclectl.state.files import JournalTail, ensure_dir, write_atomic
 from vcyclectl.core.records import MachineRecord
 from vcyclectl.state.store import JOB_OUTPUT_NAME, SpaceState, StateDir, valid_machine_name
@@ -121,7 +121,15 @@ class FeedbackApp:
         self.config = config
         self.limits = limits
         self.root = StateDir(config.state_dir)
-        self.key = tokens.secret(config.state_dir)
+        #: The state directory's id when this worker started: `/healthz` answers 503 when it
+        #: cannot read it any more, or reads another id (a different share mounted there).
+        self.state_id: str | None = None
+        self._key: bytes | None = None
+        try:
+            self.state_id = self.root.open(create=False)
+            self._key = tokens.secret(config.state_dir)
+        except StateError as exc:  # `serve` refused at start; a worker keeps running, 503
+            log.error("serve: state directory unavailable", error=str(exc))
         self._caches: dict[str, RecordsCache] = {}
         self._stores: dict[str, SpaceState] = {}
         for name in config.spaces:
@@ -135,6 +143,9 @@ class FeedbackApp:
         except OSError as exc:
             log.warning("serve: state directory error", error=exc.strerror or str(exc))
             reply = _text(503, "state directory unavailable")
+        except StateError as exc:
+            log.error("serve: state directory unavailable", error=str(exc))
+            reply = _text(503, f"state directory unavailable: {exc}")
         headers = [("Content-Type", "text/plain; charset=utf-8"),
                    ("Content-Length", str(len(reply.body))), ("Cache-Control", "no-store"),
                    *reply.headers]
@@ -146,7 +157,7 @@ class FeedbackApp:
         method = str(environ.get("REQUEST_METHOD", "GET"))
         path = str(environ.get("PATH_INFO", ""))
         if path == "/healthz":
-            return _text(200, "ok") if method in ("GET", "HEAD") else \
+            return self.health() if method in ("GET", "HEAD") else \
                 _text(405, "method not allowed", ("Allow", "GET, HEAD"))
         if not path.isprintable() or "\\" in path:
             return _text(400, "malformed path")
@@ -181,13 +192,32 @@ class FeedbackApp:
             return self.put_output(environ, store, rec, leaf)
         return self.get_feature(store, rec, section, leaf)
 
+    def health(self) -> Reply:
+        """200 only while the state directory this worker serves can be read: a load
+        balancer must stop sending VMs to a host whose share is gone (unmounted, stale)."""
+        current = self.root.open(create=False)  # StateError: 503 (in __call__)
+        if self.state_id is None:
+            self.state_id = current
+        elif current != self.state_id:
+            raise StateError(f"{self.root} is now state directory {current}, "
+                             f"not {self.state_id}")
+        return _text(200, "ok")
+
+    def token_key(self) -> bytes:
+        """The token key, read only from a state directory that opens: never created in
+        the bare mountpoint of an unmounted share."""
+        if self._key is None:
+            self.root.open(create=False)
+            self._key = tokens.secret(self.config.state_dir)
+        return self._key
+
     def authorised(self, environ: Mapping[str, Any], name: str) -> bool:
         header = str(environ.get("HTTP_AUTHORIZATION", ""))
         scheme, _, presented = header.partition(" ")
         presented = presented.strip()
         if scheme.lower() != "bearer" or not _TOKEN.fullmatch(presented):
             return False
-        return tokens.token_matches(self.key, name, presented)
+        return tokens.token_matches(self.token_key(), name, presented)
 
     # -- MJF ---------------------------------------------------------------------------
     def get_feature(self, store: SpaceState, rec: MachineRecord, section: str, key: str) -> Reply:
@@ -318,7 +348,7 @@ def run(config: Config, options: ServeOptions, limits: Limits,
     """
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-    FeedbackApp(config, limits)  # fails here, before binding, on a bad state directory
+    StateDir(config.state_dir).open(create=False)  # refuse, before binding, a bad one
     settings = gunicorn_settings(options)
 
     def fresh_app() -> FeedbackApp:

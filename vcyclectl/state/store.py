@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vcyclectl import __version__
-from vcyclectl.errors import StateError, UsageError
+from vcyclectl.errors import StateDirUnusable, StateError, UsageError
 from vcyclectl.state.files import (append_lines, ensure_dir, iter_lines, read_json, read_lines,
                                write_atomic, write_json)
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord, Report
@@ -54,39 +54,56 @@ class StateDir:
         return self.format_file.exists()
 
     def open(self, *, create: bool) -> str:
-        """The state directory's id; created (once, race-free across hosts) when asked."""
-        info = read_json(self.format_file)
+        """The state directory's id; created (once, race-free across hosts) when asked.
+
+        Without `create` (every read-only command) a missing or uninitialised directory is
+        an error naming the path: an unmounted share must not look like an empty fleet.
+        """
+        info = self._read_format()
         if info is None:
             if not create:
-                raise StateError(f"{self.root} is not a vcyclectl state directory yet "
-                                 "(run `vcyclectl reconcile` once to create it)")
+                what = "does not exist" if not self.root.exists() else \
+                    "is not initialised (no format.json; is the share mounted?)"
+                raise StateDirUnusable(f"state directory {self.root} {what}; "
+                                       "`vcyclectl reconcile` creates it on first use")
             self._create()
-            info = read_json(self.format_file)
+            info = self._read_format()
             if info is None:
-                raise StateError(f"cannot create {self.format_file}")
+                raise StateDirUnusable(f"cannot create {self.format_file}")
         version = info.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise StateError(f"{self.format_file}: format_version {version!r} is newer than this "
                              f"vcyclectl understands ({FORMAT_VERSION}); upgrade vcyclectl")
         return str(info["id"])
 
+    def _read_format(self) -> Any:
+        """`format.json`, None when absent; an environment error (not a directory,
+        permission denied) becomes one line naming the path, not a crash."""
+        try:
+            return read_json(self.format_file)
+        except OSError as exc:
+            raise StateDirUnusable(f"state directory {self.root}: cannot read "
+                                   f"{exc.filename or self.format_file}: "
+                                   f"{exc.strerror or exc}") from exc
+
     def _create(self) -> None:
         import uuid
 
-        try:
-            ensure_dir(self.root)
-        except OSError as exc:
-            raise StateError(f"cannot create state directory {self.root}: {exc.strerror}")
         data = {"format_version": FORMAT_VERSION, "id": uuid.uuid4().hex[:12],
                 "created_at": time.time(), "created_by": f"vcyclectl {__version__}"}
         tmp = self.root / f".format.{uuid.uuid4().hex}.tmp"
-        write_atomic(tmp, (__import__("json").dumps(data) + "\n").encode())
         try:
-            os.link(tmp, self.format_file)  # link fails if another host won the race
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
+            ensure_dir(self.root)
+            write_atomic(tmp, (__import__("json").dumps(data) + "\n").encode())
+            try:
+                os.link(tmp, self.format_file)  # link fails if another host won the race
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StateDirUnusable(f"cannot create state directory {self.root}: "
+                                   f"{exc.strerror or exc}") from exc
 
     def space(self, name: str) -> "SpaceState":
         return SpaceState(self.root / "spaces" / name, name)

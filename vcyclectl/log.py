@@ -73,7 +73,7 @@ _PRIORITY = {"CRITICAL": 2, "ERROR": 3, "WARNING": 4, "INFO": 6, "DEBUG": 7}
 def _add_syslog_priority(record: "logging.LogRecord") -> bool:
     """Give each record the `<N>` prefix journald reads as its priority (its default
     SyslogLevelPrefix=yes), so `journalctl -p err` and alerts on priority see failures."""
-    setattr(record, "syslog_priority", _PRIORITY.get(record.levelname, 6))
+    record.syslog_priority = _PRIORITY.get(record.levelname, 6)
     return True
 
 

@@ -3,12 +3,14 @@
 A driver never decides anything: it lists, creates and deletes what it is told, and
 translates its SDK's exceptions into `vcyclectl.errors` (`Transient`, `QuotaExceeded`,
 `Fatal`) in one place. Cloud SDKs are imported inside the driver module, and the driver
-module only when a space uses it (`vcyclectl.clouds.registry`), so a pass over a local-only config never
+module only when a space uses it (`vcyclectl.clouds.registry`), so a pass over a local-only
+config never
 pays for boto3 or the Google client.
 
 Each cloud's config block (`local:`, `openstack:`, `ec2:`, `gce:`) is a frozen dataclass in
 `vcyclectl/clouds/<cloud>/options.py`, a module that imports no SDK so `config check` stays
-fast; `vcyclectl.clouds.options` finds it and `vcyclectl.config.schema` fills it from the YAML block.
+fast; `vcyclectl.clouds.options` finds it and `vcyclectl.config.schema` fills it from the
+YAML block.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ def options_class(cloud: str) -> type:
     try:
         ref = OPTIONS[cloud]
     except KeyError:
-        raise ConfigError(f"unknown cloud {cloud!r} (choose from {', '.join(sorted(OPTIONS))})") from None
+        raise ConfigError(f"unknown cloud {cloud!r} "
+                          f"(choose from {', '.join(sorted(OPTIONS))})") from None
     module_name, _, attr = ref.partition(":")
     try:
         cls: type = getattr(importlib.import_module(module_name), attr)

@@ -1,4 +1,5 @@
-"""`vcyclectl import vcycle FILE…`: convert a Vcycle configuration (see vcyclectl.migrate.vcycle)."""
+"""`vcyclectl import vcycle FILE…`: convert a Vcycle configuration (see
+vcyclectl.migrate.vcycle)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ Conventions for a config dataclass (used by `config.py` and each cloud's `*_opti
 from __future__ import annotations
 
 import dataclasses
+import sys
 import re
 import types
 import typing
@@ -31,8 +32,23 @@ REDACTED = "***"
 
 
 def _hints(cls: type) -> dict[str, Any]:
+    """The resolved field types of a dataclass. A field annotated with a name imported only
+    for type checking (a space's cloud options, one of four clouds' dataclasses, imported
+    only when a space uses that cloud) resolves to `Any`: the schema never fills it."""
     if cls not in _HINTS:
-        _HINTS[cls] = get_type_hints(cls)
+        try:
+            _HINTS[cls] = get_type_hints(cls)
+        except NameError:
+            hints: dict[str, Any] = {}
+            for klass in reversed(cls.__mro__):
+                namespace = vars(sys.modules[klass.__module__])
+                for name, annotation in getattr(klass, "__annotations__", {}).items():
+                    try:
+                        hints[name] = (eval(annotation, namespace)  # noqa: S307 (as typing does)
+                                       if isinstance(annotation, str) else annotation)
+                    except NameError:
+                        hints[name] = Any
+            _HINTS[cls] = hints
     return _HINTS[cls]
 
 
@@ -59,7 +75,11 @@ def _fail(message: str, origin: Origin, key: str) -> ConfigError:
     return ConfigError(message, file=origin.file, line=origin.line, key=key)
 
 
-def _convert(value: Any, tp: Any, origin: Origin, key: str, meta: typing.Mapping[str, Any]) -> Any:
+Meta = typing.Mapping[str, Any]
+
+
+def _convert(value: Any, tp: Any, origin: Origin, key: str, meta: Meta) -> Any:
+    """`value` from YAML as the field type `tp`, or a `ConfigError` saying what it must be."""
     origin_tp = get_origin(tp)
     if origin_tp in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
@@ -72,60 +92,83 @@ def _convert(value: Any, tp: Any, origin: Origin, key: str, meta: typing.Mapping
         return value
     if tp is Any:
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise _fail(f"must be true or false, got {value!r}", origin, key)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(f"must be a whole number, got {value!r}", origin, key)
-        _check_range(value, origin, key, meta)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fail(f"must be a number, got {value!r}", origin, key)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise _fail(f"must be a finite number, got {value!r}", origin, key)
-        _check_range(value, origin, key, meta)
-        return float(value)
-    if tp is str:
-        if isinstance(value, bool) or value is None or isinstance(value, (Located, LocatedList)):
-            raise _fail(f"must be a string, got {_describe(value)}", origin, key)
-        text = str(value)  # numbers are accepted as strings (flavor "2", project ids)
-        pattern = meta.get("pattern")
-        if pattern and not re.fullmatch(pattern, text):
-            raise _fail(f"{text!r} is not allowed here ({meta.get('pattern_doc', pattern)})",
-                        origin, key)
-        if meta.get("path"):
-            text = str((Path(origin.file).parent / text)) if not Path(text).is_absolute() else text
-        return text
+    scalar = _SCALARS.get(tp)
+    if scalar is not None:
+        return scalar(value, origin, key, meta)
     if origin_tp in (list, tuple):
-        items = value
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            items = [value]  # a single value where a list is expected is a one-item list
-        if not isinstance(items, list):
-            raise _fail(f"must be a list, got {_describe(value)}", origin, key)
-        item_tp = get_args(tp)[0]
-        origins = getattr(items, "item_origins", None)
-        out = [
-            _convert(item, item_tp, origins[i] if origins else origin, f"{key}[{i}]", meta)
-            for i, item in enumerate(items)
-        ]
-        return tuple(out) if origin_tp is tuple else out
+        return _to_sequence(value, tp, origin, key, meta)
     if origin_tp is dict:
-        if not isinstance(value, dict):
-            raise _fail(f"must be a mapping, got {_describe(value)}", origin, key)
-        key_tp, value_tp = get_args(tp)
-        result: dict[str, Any] = {}
-        for k, v in value.items():
-            where = value.where(k) if isinstance(value, Located) else origin
-            result[str(k)] = _convert(v, value_tp, where, f"{key}.{k}", meta)
-        return result
+        return _to_dict(value, tp, origin, key, meta)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Located):
             raise _fail(f"must be a mapping, got {_describe(value)}", origin, key)
         return from_mapping(tp, value, prefix=key + ".")  # type: ignore[arg-type]
     raise TypeError(f"unsupported config type {tp!r} for {key}")  # a programming error
+
+
+def _to_bool(value: Any, origin: Origin, key: str, meta: Meta) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(f"must be true or false, got {value!r}", origin, key)
+    return value
+
+
+def _to_int(value: Any, origin: Origin, key: str, meta: Meta) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(f"must be a whole number, got {value!r}", origin, key)
+    _check_range(value, origin, key, meta)
+    return value
+
+
+def _to_float(value: Any, origin: Origin, key: str, meta: Meta) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(f"must be a number, got {value!r}", origin, key)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _fail(f"must be a finite number, got {value!r}", origin, key)
+    _check_range(value, origin, key, meta)
+    return float(value)
+
+
+def _to_str(value: Any, origin: Origin, key: str, meta: Meta) -> str:
+    if isinstance(value, bool) or value is None or isinstance(value, (Located, LocatedList)):
+        raise _fail(f"must be a string, got {_describe(value)}", origin, key)
+    text = str(value)  # numbers are accepted as strings (flavor "2", project ids)
+    pattern = meta.get("pattern")
+    if pattern and not re.fullmatch(pattern, text):
+        raise _fail(f"{text!r} is not allowed here ({meta.get('pattern_doc', pattern)})",
+                    origin, key)
+    if meta.get("path"):
+        text = str((Path(origin.file).parent / text)) if not Path(text).is_absolute() else text
+    return text
+
+
+_SCALARS: dict[Any, typing.Callable[[Any, Origin, str, Meta], Any]] = {
+    bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+
+
+def _to_sequence(value: Any, tp: Any, origin: Origin, key: str, meta: Meta) -> Any:
+    items = value
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        items = [value]  # a single value where a list is expected is a one-item list
+    if not isinstance(items, list):
+        raise _fail(f"must be a list, got {_describe(value)}", origin, key)
+    item_tp = get_args(tp)[0]
+    origins = getattr(items, "item_origins", None)
+    out = [
+        _convert(item, item_tp, origins[i] if origins else origin, f"{key}[{i}]", meta)
+        for i, item in enumerate(items)
+    ]
+    return tuple(out) if get_origin(tp) is tuple else out
+
+
+def _to_dict(value: Any, tp: Any, origin: Origin, key: str, meta: Meta) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(f"must be a mapping, got {_describe(value)}", origin, key)
+    _key_tp, value_tp = get_args(tp)
+    result: dict[str, Any] = {}
+    for k, v in value.items():
+        where = value.where(k) if isinstance(value, Located) else origin
+        result[str(k)] = _convert(v, value_tp, where, f"{key}.{k}", meta)
+    return result
 
 
 def _describe(value: Any) -> str:
@@ -146,7 +189,8 @@ def _check_range(value: float, origin: Origin, key: str, meta: typing.Mapping[st
         raise _fail(f"must be at most {high}, got {value}", origin, key)
 
 
-def from_mapping(cls: type, data: Located, *, prefix: str = "", ignore: frozenset[str] = frozenset()) -> Any:
+def from_mapping(cls: type, data: Located, *, prefix: str = "",
+                 ignore: frozenset[str] = frozenset()) -> Any:
     """Build `cls` from `data`; unknown keys, wrong types and failed rules are `ConfigError`s."""
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}

@@ -105,7 +105,8 @@ def load_file(path: Path) -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise ConfigError(f"not valid YAML: {exc.problem or exc.context}", file=file, line=line) from None
+        raise ConfigError(f"not valid YAML: {exc.problem or exc.context}", file=file,
+                          line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", file=file) from None
     if node is None:

@@ -318,6 +318,11 @@ class Importer:
                 out.set(target, _number(options.pop(key), kind, key))
         if "heartbeat_file" in options:
             out.set("heartbeat_file", options.pop("heartbeat_file"))
+        self._user_data(options, space, mt, out, files_dir)
+
+    def _user_data(self, options: dict[str, str], space: str, mt: str, out: Block,
+                   files_dir: Path) -> None:
+        """The template, its options (secret-looking ones to files) and its files."""
         user_data = options.pop("user_data", None)
         if user_data:
             if user_data.startswith(("http://", "https://")):

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Container, Iterable, Mapping
 
 from vcyclectl.config import Config, Space
-from vcyclectl.core.provisioning import (SpacePolicy, allotment, budget_of, community_of, paced_rate,
+from vcyclectl.core.provisioning import (SpacePolicy, allotment, budget_of, community_of,
+                                         paced_rate,
                               space_policy)
 from vcyclectl.core.records import MachineRecord
 from vcyclectl.state.store import SpaceState, StateDir

@@ -70,7 +70,7 @@ def load_demand(path: Path, start: float, end: float) -> Demand:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read demand profile: {exc}", file=str(path))
+        raise ConfigError(f"cannot read demand profile: {exc}", file=str(path)) from None
     if not isinstance(data, dict):
         raise ConfigError("a demand profile is a mapping", file=str(path))
     windows: dict[str, list[tuple[float, float]]] = {}

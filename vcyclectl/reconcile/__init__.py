@@ -32,7 +32,8 @@ from vcyclectl.config import Config, Space
 from vcyclectl.errors import (CloudError, ConfigError, Fatal, LockTimeout, QuotaExceeded,
                               StateError, VcyclectlError)
 from vcyclectl.state.lock import Busy, SpaceLock, describe_holder
-from vcyclectl.core.model import Action, ActionKind, CloudMachine, Flavor, MachineSpec, MachineState, Plan
+from vcyclectl.core.model import (Action, ActionKind, CloudMachine, Flavor, MachineSpec,
+                                  MachineState, Plan)
 from vcyclectl.core.names import random_names
 from vcyclectl.core.provisioning import SpacePolicy
 from vcyclectl.core.records import DrainMark, MachineRecord

@@ -323,7 +323,8 @@ class SpaceState:
             pass
         try:
             raw = (folder / "shutdown_message").read_bytes()[:1024]
-            message = raw.decode("utf-8", "replace").strip().splitlines()[0] if raw.strip() else None
+            text = raw.decode("utf-8", "replace").strip()
+            message = text.splitlines()[0] if text else None
         except FileNotFoundError:
             pass
         return Report(heartbeat_at=heartbeat_at, shutdown_message=message)

@@ -74,7 +74,8 @@ def features(rec: MachineRecord, mt: Machinetype, drain: DrainMark | None) -> di
         "shutdowntime_job": shutdown,
         "job_id": rec.name,
     }
-    for key, field, unit in (("max_rss_bytes", "memory_mb", MIB), ("max_swap_bytes", "swap_mb", MIB),
+    for key, field, unit in (("max_rss_bytes", "memory_mb", MIB),
+                             ("max_swap_bytes", "swap_mb", MIB),
                              ("max_disk_bytes", "disk_gb", GIB)):
         size = _size(rec.extra, field)
         if size is not None:

@@ -94,7 +94,7 @@ def _x509_credential(space: Space, mt: Machinetype, values: dict[str, str]) -> A
         credential = x509proxy.load_credential(values[x509proxy.CERT_OPTION], key)
     except x509proxy.ProxyError as exc:
         raise ConfigError(str(exc), key=f"spaces.{space.name}.machinetypes.{mt.name}."
-                                        f"user_data_files.{x509proxy.KEY_OPTION}")
+                                        f"user_data_files.{x509proxy.KEY_OPTION}") from None
     values[x509proxy.PROXY_OPTION] = ""  # made per machine at render time
     return credential
 
@@ -103,9 +103,9 @@ def _read(path: str, key: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"file not found: {path}", key=key)
+        raise ConfigError(f"file not found: {path}", key=key) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}", key=key)
+        raise ConfigError(f"cannot read {path}: {exc}", key=key) from None
 
 
 def render(template: Template | None, *, config: Config, space: Space, mt: Machinetype,
@@ -122,7 +122,7 @@ def render(template: Template | None, *, config: Config, space: Space, mt: Machi
                                                                   mt.max_wallclock_seconds)
         except x509proxy.ProxyError as exc:
             raise ConfigError(str(exc), key=f"spaces.{space.name}.machinetypes.{mt.name}."
-                                            f"user_data_files.{x509proxy.CERT_OPTION}")
+                                            f"user_data_files.{x509proxy.CERT_OPTION}") from None
     fixed = _fixed_values(config, space, mt, machine, token)
     return "".join(_render_lines(template.text, fixed, values))
 

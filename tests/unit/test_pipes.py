@@ -17,7 +17,7 @@ import pytest
 
 from vcyclectl import config
 
-from vcyclectl.config import pipes
+from vcyclectl.config import pipeexpand, pipes
 from vcyclectl.reconcile import pipes as pipe_refresh
 
 from vcyclectl.vm import userdata
@@ -174,7 +174,7 @@ def test_broken_pipe_keeps_the_last_good_copy(tmp_path: Path, server: PipeServer
     server.routes["/p"] = broken
     result = pipe_refresh.refresh(state, server.url("/p"), now=10_000.0)
     assert result.error and not result.changed
-    cached = pipes.read_cache(state, server.url("/p"))
+    cached = pipeexpand.read_cache(state, server.url("/p"))
     assert cached is not None and cached.error == result.error and cached.fetched_at == 0.0
     assert sorted(config.load(path).spaces["cloud.example.org"].machinetypes) == \
         ["lhcb-prod", "lhcb-test"]
@@ -254,8 +254,8 @@ def test_unreachable_pipe_never_stops_the_space(tmp_path: Path, server: PipeServ
     assert first.outcome == "done" and first.created > 0  # fetched under the lock, then used
 
     dead = f"http://127.0.0.1:{free_port()}/p"
-    cache = pipes.cache_file(cfg.state_dir, server.url("/p"))
-    moved = pipes.cache_file(cfg.state_dir, dead)
+    cache = pipeexpand.cache_file(cfg.state_dir, server.url("/p"))
+    moved = pipeexpand.cache_file(cfg.state_dir, dead)
     cache.rename(moved)  # the same good copy, now for a URL nobody answers
     entry = json.loads(moved.read_text())
     entry.update(location=dead, checked_at=0)
@@ -265,7 +265,7 @@ def test_unreachable_pipe_never_stops_the_space(tmp_path: Path, server: PipeServ
     third = reconcile_space(cfg, cfg.spaces["cloud.example.org"], state_id)
     assert third.outcome == "done"
     assert third.deleted > 0  # the machines that stopped (job_seconds: 0) were deleted
-    assert pipes.read_cache(cfg.state_dir, dead).error  # type: ignore[union-attr]
+    assert pipeexpand.read_cache(cfg.state_dir, dead).error  # type: ignore[union-attr]
 
 
 def test_broken_local_pipe_file_uses_the_copy_kept_by_the_last_pass(tmp_path: Path) -> None:

@@ -170,14 +170,14 @@ def _expand_vacuum_pipes(mts_node: Located, defaults: Located, prefix: str,
     """
     if not any(isinstance(n, Located) and "vacuum_pipe" in n for n in mts_node.values()):
         return mts_node, ()
-    from vcyclectl.config import pipes as pipes_module
+    from vcyclectl.config import pipeexpand
 
     for mt_name, mt_node in mts_node.items():
         if isinstance(mt_node, Located) and "vacuum_pipe" in mt_node:
             schema.from_mapping(Machinetype, deep_merge(defaults, mt_node),
                                 prefix=f"{prefix}machinetypes.{mt_name}.",
                                 ignore=(_MT_SPECIAL - {"name"}) | {"vacuum_pipe"})
-    return pipes_module.expand_entries(mts_node, state_dir=state_dir,
+    return pipeexpand.expand_entries(mts_node, state_dir=state_dir,
                                        key_prefix=f"{prefix}machinetypes.")
 
 

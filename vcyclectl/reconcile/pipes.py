@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vcyclectl import log
-from vcyclectl.config.pipes import (FETCH_TIMEOUT_SECONDS, MAX_PIPE_BYTES, MAX_USER_DATA_BYTES,
-                                    RETRY_SECONDS, DEFAULT_CACHE_SECONDS, Cached, PipeError,
-                                    PipeSource, cache_file, check_url, is_url, parse,
-                                    read_cache, read_local, user_data_cache_file)
+from vcyclectl.config.pipeexpand import Cached, cache_file, read_cache, user_data_cache_file
+from vcyclectl.config.pipes import (DEFAULT_CACHE_SECONDS, FETCH_TIMEOUT_SECONDS, MAX_PIPE_BYTES,
+                                    MAX_USER_DATA_BYTES, RETRY_SECONDS, PipeError, PipeSource,
+                                    check_url, is_url, parse, read_local)
 from vcyclectl.state.files import write_atomic, write_json
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from vcyclectl.policy.budget import (LEDGER_FILE, Ledger, budget_rows, fold, gather_policy,
-                              machine_cost, update_ledger)
+                              machine_cost, save, update_ledger)
 from vcyclectl.config import Budget, Community, Config, Machinetype, Space, parse_when
 from vcyclectl.core.model import MachineState
 from vcyclectl.core.provisioning import allotment, paced_rate
@@ -76,18 +76,19 @@ def test_ledger_folds_only_new_lines_and_counts_the_window(tmp_path: Path) -> No
     assert ledger.spent(START, END) == pytest.approx(1.0)
     assert ledger.spent() == pytest.approx(1.5)
     assert (store.path / LEDGER_FILE).exists()
-    offset = ledger.offset
+    offset = ledger.cursor.offset
     store.add_finished([finished("m3", START + 86400, 1800, 2.0, spot=True)])
     again, changed = fold(store)
-    assert changed and again.offset > offset
+    assert changed and again.cursor.offset > offset
     assert again.spent(START, END) == pytest.approx(2.0)
     assert again.spent(START, END, machinetypes={"ska"}) == 0.0
     assert sum(s.spot_cost for _, s in again.items(START, END)) == pytest.approx(1.0)
     assert Ledger.from_record(again.to_record()).spent(START, END) == pytest.approx(2.0)
-    # the journal replaced by a shorter one: counted again from its start
+    # the journal emptied in place: what was counted stays counted (issue 20)
+    save(store, again)
     store.finished_file.write_text("")
-    rebuilt, _ = fold(store)
-    assert rebuilt.spent() == 0.0
+    kept, _ = fold(store)
+    assert kept.spent() == pytest.approx(again.spent()) and kept.problems
 
 
 def test_gather_policy_reads_the_space_slice_and_spend(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from vcyclectl import log
 from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output, info
 
 BUDGET_COLUMNS = ["budget", "space", "community", "currency", "amount", "spent",
@@ -136,6 +137,10 @@ def simulate(
 
         raise UsageError("--to must be after --from")
     profile = load_demand(demand, t0, t1) if demand else demand_from_campaigns(config)
+    if plot and not _can_plot():
+        log.warning("matplotlib is not installed (pip install 'vcyclectl[policy]'): the CSV "
+                    "and the summary are written, the plot is skipped")
+        plot = False
     title = (f"{Path(config.files[0]).name}: processors per community, and spend"
              if config.files else "vcyclectl simulate")
     report = simulate_to(config, profile, t0, t1, out, step_seconds=step, seed=seed,
@@ -150,3 +155,13 @@ def simulate(
         rows = [{"budget": name, **values} for name, values in summary["budgets"].items()]
         write_rows(rows, ["budget", "amount", "spent_at_end_date", "final_spent", "max_spent",
                           "max_committed"], "table", title="simulate", name_key="budget")
+
+
+def _can_plot() -> bool:
+    """Whether the plotting extra is there, asked before minutes of simulation, not after."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        return False

@@ -33,6 +33,8 @@ class _TopLevel:
     feedback_url: str | None = field(default=None, metadata={
         "pattern": r"https?://[^\s]+", "pattern_doc": "an http:// or https:// URL"})
     joboutputs_keep_seconds: float = field(default=86400.0, metadata={"min": 0})
+    journal_max_bytes: int = field(default=64 * 1024 * 1024, metadata={"min": 4096})
+    journal_keep: int = field(default=4, metadata={"min": 1, "max": 1000})
 
 
 _MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options"}
@@ -89,6 +91,8 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
         spaces=spaces,
         feedback_url=top.feedback_url,
         joboutputs_keep_seconds=top.joboutputs_keep_seconds,
+        journal_max_bytes=top.journal_max_bytes,
+        journal_keep=top.journal_keep,
         files=files,
         **_policy(data, spaces),
     )

@@ -27,6 +27,8 @@ def display(config: Config) -> dict[str, Any]:
     if config.feedback_url:
         result["feedback_url"] = config.feedback_url
     result["joboutputs_keep_seconds"] = config.joboutputs_keep_seconds
+    result["journal_max_bytes"] = config.journal_max_bytes
+    result["journal_keep"] = config.journal_keep
     result["spaces"] = spaces
     if config.communities:
         result["communities"] = {n: _shown(c) for n, c in config.communities.items()}

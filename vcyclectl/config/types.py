@@ -124,6 +124,10 @@ class Config:
     spaces: dict[str, Space]
     feedback_url: str | None = None
     joboutputs_keep_seconds: float = 86400.0
+    #: `finished.jsonl` and `events.jsonl` are rotated past this size, keeping this many
+    #: plain copies (docs/state.md); the spend ledger and accounting never lose a line to it.
+    journal_max_bytes: int = 64 * 1024 * 1024
+    journal_keep: int = 4
     files: tuple[str, ...] = ()
     communities: dict[str, Community] = field(default_factory=dict)
     budgets: dict[str, Budget] = field(default_factory=dict)

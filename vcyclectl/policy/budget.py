@@ -7,27 +7,35 @@ per machine that ended with its creation and end times. A machine costs
 paid by the budget whose window holds its creation.
 
 The ledger (`STATE_DIR/spaces/SPACE/spend.json`) folds `finished.jsonl` into totals per hour
-of creation and machinetype, with the byte offset it has read up to, so a pass reads only
-the lines appended since the last one, however long the budget runs. It is written only
-by a pass holding the space's lock (the same lock that appends `finished.jsonl`); readers
-(`budget`, `schedule`, other spaces) fold the rest in memory and never write it.
+of creation and machinetype, with a cursor (which journal file, how far) so a pass reads
+only the lines appended since the last one, however long the budget runs. It is durable on
+its own: a rotated, truncated or lost journal never lowers it (`vcyclectl.state.cursor`),
+since the budget's hard ceiling rests on it. It is written only by a pass holding the
+space's lock (the same lock that appends `finished.jsonl`); readers (`budget`, `schedule`,
+other spaces) fold the rest in memory and never write it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Container, Iterable, Mapping
 
 from vcyclectl.config import Config, Space
 from vcyclectl.core.provisioning import (SpacePolicy, allotment, budget_of, community_of,
                                          paced_rate,
                               space_policy)
+from vcyclectl import log
 from vcyclectl.core.records import MachineRecord
+from vcyclectl.errors import StateError
+from vcyclectl.state.cursor import Cursor, generations, read_since
+from vcyclectl.state.files import iter_lines
 from vcyclectl.state.store import SpaceState, StateDir
 
 LEDGER_FILE = "spend.json"
-LEDGER_FORMAT = 1
+#: 1: a byte offset into finished.jsonl; 2: a cursor (file fingerprint and offset).
+LEDGER_FORMAT = 2
 
 
 def machine_cost(price_per_hour: float | None, start: float, end: float) -> float:
@@ -68,7 +76,9 @@ class Ledger:
     """One space's ended machines: cost by hour of creation (epoch // 3600) and machinetype."""
 
     hours: dict[int, dict[str, Spend]] = field(default_factory=dict)
-    offset: int = 0
+    cursor: Cursor = field(default_factory=Cursor)
+    #: What the last fold found wrong with the journal (said, never acted on by lowering).
+    problems: list[str] = field(default_factory=list, repr=False, compare=False)
     #: Totals per budget window asked before, kept current by `add` (a pass asks each pass).
     _windows: dict[tuple[float, float], float] = field(default_factory=dict, repr=False,
                                                        compare=False)
@@ -108,39 +118,72 @@ class Ledger:
             if since <= hour * 3600 + 1800 < until:  # an hour belongs where its middle is
                 yield from by_mt.items()
 
+    @property
+    def total(self) -> float:
+        return sum(s.cost for by in self.hours.values() for s in by.values())
+
     def to_record(self) -> dict[str, Any]:
-        return {"format": LEDGER_FORMAT, "offset": self.offset,
+        return {"format": LEDGER_FORMAT, "cursor": self.cursor.to_record(),
                 "hours": {str(h): {mt: s.to_list() for mt, s in by.items()}
                           for h, by in sorted(self.hours.items())}}
 
     @classmethod
-    def from_record(cls, data: Any) -> "Ledger":
-        if not isinstance(data, dict) or data.get("format") != LEDGER_FORMAT:
+    def from_record(cls, data: Any, journal: Path | None = None) -> "Ledger":
+        """The ledger as saved; format 1 (an offset only) is read as a cursor on the journal
+        as it is now. A ledger from a newer vcyclectl is refused, never started afresh:
+        starting afresh would lower recorded spend."""
+        if data is None:
             return cls()
+        version = data.get("format") if isinstance(data, dict) else None
+        if version not in (1, LEDGER_FORMAT):
+            raise StateError(f"{LEDGER_FILE} has format {version!r}, which this vcyclectl "
+                             f"does not know (it knows 1 and {LEDGER_FORMAT}): upgrade "
+                             "vcyclectl on this host; the ledger was left as it is")
+        assert isinstance(data, dict)
         hours: dict[int, dict[str, Spend]] = {}
         for hour, by in (data.get("hours") or {}).items():
             if isinstance(by, dict):
                 hours[int(hour)] = {str(mt): Spend.from_list(v) for mt, v in by.items()}
-        return cls(hours=hours, offset=int(data.get("offset") or 0))
+        if version == LEDGER_FORMAT:
+            return cls(hours=hours, cursor=Cursor.from_record(data.get("cursor")))
+        return cls(hours=hours, cursor=_cursor_from_offset(journal, int(data.get("offset") or 0)))
+
+
+def _cursor_from_offset(journal: Path | None, offset: int) -> Cursor:
+    """Format 1 kept only an offset: take it to be on the journal as it is now, if that is
+    long enough; else the journal was replaced, and the new one is read from its start."""
+    from vcyclectl.state.cursor import fingerprint
+
+    if journal is None or offset == 0:
+        return Cursor(None, 0)
+    try:
+        size = journal.stat().st_size
+    except FileNotFoundError:
+        return Cursor(None, 0)
+    return Cursor(fingerprint(journal), offset) if size >= offset else Cursor(None, 0)
 
 
 def fold(store: SpaceState) -> tuple[Ledger, bool]:
-    """The ledger brought up to date with `finished.jsonl`, and whether it changed."""
-    from vcyclectl.state.files import read_json, read_lines
+    """The ledger brought up to date with `finished.jsonl`, and whether it changed. Totals
+    only grow: a rotated journal is followed into its copy, a cut or lost one is reported
+    (`Ledger.problems`) and never recounted from scratch."""
+    from vcyclectl.state.files import read_json
 
-    ledger = Ledger.from_record(read_json(store.path / LEDGER_FILE))
-    try:
-        size = store.finished_file.stat().st_size
-    except FileNotFoundError:
-        size = 0
-    if size < ledger.offset:  # the journal was replaced: count again from its start
-        ledger = Ledger()
-    lines, offset = read_lines(store.finished_file, ledger.offset)
-    for line in lines:
+    saved = read_json(store.path / LEDGER_FILE)
+    ledger = Ledger.from_record(saved, store.finished_file)
+    if saved is None:  # a new (or lost) ledger: first what vcyclectl's rotation kept
+        for copy in generations(store.finished_file)[:-1] if store.finished_file.exists() \
+                else generations(store.finished_file):
+            for line in iter_lines(copy):
+                if isinstance(line, dict):
+                    ledger.add(line)
+    caught = read_since(store.finished_file, ledger.cursor)
+    for line in caught.entries:
         if isinstance(line, dict):
             ledger.add(line)
-    changed = offset != ledger.offset
-    ledger.offset = offset
+    changed = caught.cursor != ledger.cursor or bool(caught.entries)
+    ledger.cursor = caught.cursor
+    ledger.problems = caught.problems
     return ledger, changed
 
 
@@ -154,6 +197,8 @@ def save(store: SpaceState, ledger: Ledger) -> None:
 def update_ledger(store: SpaceState) -> Ledger:
     """Fold and, when something new ended, save: the pass's bookkeeping, lock held."""
     ledger, changed = fold(store)
+    for problem in ledger.problems:
+        log.warning("spend ledger: journal problem", space=store.name, problem=problem)
     if changed:
         save(store, ledger)
     return ledger

@@ -532,8 +532,8 @@ def simulate_to(config: Config, demand: Demand, start: float, end: float, out: P
                         check_latency=check_latency).run()
     out.mkdir(parents=True, exist_ok=True)
     report.write_csv(out / "simulation.csv")
-    if plot_png:
-        plot(report, out / "simulation.png", title)
     (out / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
+    if plot_png:  # last: what was simulated is on disk whatever the plot does
+        plot(report, out / "simulation.png", title)
     return report
 

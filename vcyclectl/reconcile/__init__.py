@@ -173,6 +173,10 @@ class Pass:
 
             update_ledger(self.store)
         self.store.compact(records)
+        # Journals are rotated only now, after the ledger caught up (docs/state.md).
+        for name in self.store.rotate_journals(self.config.journal_max_bytes,
+                                               self.config.journal_keep):
+            log.info("journal rotated", space=self.space.name, journal=name)
         from vcyclectl.state.outputs import cleanup_outputs  # joboutputs of long-ended machines go
 
         cleanup_outputs(self.store, records, now,

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 
 from vcyclectl import __version__
 from vcyclectl.errors import StateDirUnusable, StateError, UsageError
+from vcyclectl.state.cursor import generations, rotate
 from vcyclectl.state.files import (append_lines, ensure_dir, iter_lines, read_json, read_lines,
                                write_atomic, write_json)
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord, Report
@@ -203,14 +204,30 @@ class SpaceState:
         self._append(self.finished_file, [dict(e) for e in entries])
 
     def finished(self) -> list[dict[str, Any]]:
-        return list(iter_lines(self.finished_file))
+        """Every ended machine still on disk, oldest first (rotated copies too)."""
+        return [e for path in generations(self.finished_file) for e in iter_lines(path)]
 
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> None:
         self._append(self.events_file, [dict(e) for e in events])
 
     def events(self, machine: str | None = None) -> list[dict[str, Any]]:
-        return [e for e in iter_lines(self.events_file)
+        """The event log, oldest first (rotated copies too), of one machine or all."""
+        return [e for path in generations(self.events_file) for e in iter_lines(path)
                 if machine is None or e.get("machine") == machine]
+
+    def rotate_journals(self, max_bytes: int, keep: int) -> list[str]:
+        """Rotate `finished.jsonl` and `events.jsonl` once over `max_bytes` (docs/state.md),
+        keeping `keep` plain copies. Under the space's lock, after the ledger has caught up;
+        a reader that has not finds the rest in the `.1` copy by its cursor."""
+        rotated = []
+        for path in (self.finished_file, self.events_file):
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if size > max_bytes and rotate(path, keep):
+                rotated.append(path.name)
+        return rotated
 
     # -- backoff ------------------------------------------------------------------------
     def backoff(self) -> dict[str, float]:

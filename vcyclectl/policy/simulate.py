@@ -14,11 +14,14 @@ budget, spend rate allowed by pacing) written as CSV, and a PNG plot (matplotlib
 only when plotting). With `check_latency`, each pass also asks the planner what priority
 communities that have shown work would get if every backfill machine were gone; while that is
 more than they have, they are waiting for backfill, and the longest wait is reported.
+
+It is one module of about 400 lines because the loop, its what-ifs and its bookkeeping all
+work on the simulated spaces' state; demand profiles (`demand`) and the report and its plot
+(`simreport`) are apart.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 import time
@@ -30,83 +33,19 @@ from vcyclectl.core import rules
 from vcyclectl.policy.budget import Ledger, machine_cost
 from vcyclectl.clouds.local.driver import Life, life_of
 from vcyclectl.clouds.local.options import LocalOptions
-from vcyclectl.config import Config, Space, parse_when
+from vcyclectl.config import Config, Space
 from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState
 from vcyclectl.core.names import random_names
 from vcyclectl.core.planner import POLICY_DRAIN, Observation, plan
 from vcyclectl.core.provisioning import (SpacePolicy, budget_of, community_of, paced_rate,
                               space_policy)
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord
+from vcyclectl.policy.demand import Demand, bursts, demand_from_campaigns, load_demand
+from vcyclectl.policy.simreport import SimReport, plot
 
 DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class Demand:
-    """When each community has work: `always` ones always, others inside their windows."""
-
-    windows: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
-    always: frozenset[str] = frozenset()
-
-    def has_work(self, community: str, t: float) -> bool:
-        if community in self.always:
-            return True
-        return any(a <= t < b for a, b in self.windows.get(community, ()))
-
-
-def load_demand(path: Path, start: float, end: float) -> Demand:
-    """Read a demand profile (YAML; examples/iris-demand.yaml):
-
-        always: [lhcb]
-        windows:
-          ska: [{start: 2026-12-03, end: 2026-12-09}]
-        bursts:                       # or random bursts, reproducible by seed
-          lsst: {mean_gap_days: 9, mean_length_days: 3, seed: 2}
-    """
-    import yaml
-
-    from vcyclectl.errors import ConfigError
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read demand profile: {exc}", file=str(path)) from None
-    if not isinstance(data, dict):
-        raise ConfigError("a demand profile is a mapping", file=str(path))
-    windows: dict[str, list[tuple[float, float]]] = {}
-    for community, entries in (data.get("windows") or {}).items():
-        for entry in entries or []:
-            windows.setdefault(str(community), []).append(
-                (parse_when(str(entry["start"])), parse_when(str(entry["end"]), end=True)))
-    for community, spec in (data.get("bursts") or {}).items():
-        windows.setdefault(str(community), []).extend(bursts(
-            start, end, float(spec.get("mean_gap_days", 10)),
-            float(spec.get("mean_length_days", 3)), int(spec.get("seed", 0))))
-    return Demand(windows={k: tuple(sorted(v)) for k, v in windows.items()},
-                  always=frozenset(str(c) for c in data.get("always") or ()))
-
-
-def bursts(start: float, end: float, mean_gap_days: float, mean_length_days: float,
-           seed: int) -> list[tuple[float, float]]:
-    """Bursty demand: exponential gaps and lengths, the same for the same seed."""
-    rng = random.Random(seed)
-    out: list[tuple[float, float]] = []
-    t = start + rng.expovariate(1 / mean_gap_days) * DAY
-    while t < end:
-        length = max(0.25, rng.expovariate(1 / mean_length_days)) * DAY
-        out.append((t, min(end, t + length)))
-        t += length + rng.expovariate(1 / mean_gap_days) * DAY
-    return out
-
-
-def demand_from_campaigns(config: Config) -> Demand:
-    """The published plan's assumption: backfill always has work, the others inside their
-    campaigns (what communities tell us ahead is all we know of their future work)."""
-    windows: dict[str, list[tuple[float, float]]] = {}
-    for campaign in config.campaigns:
-        windows.setdefault(campaign.community, []).append((campaign.start_at, campaign.end_at))
-    return Demand(windows={k: tuple(v) for k, v in windows.items()},
-                  always=frozenset(n for n, c in config.communities.items() if c.backfill))
+__all__ = ["Demand", "SimReport", "Simulation", "bursts", "demand_from_campaigns",
+           "load_demand", "plot", "simulate_to"]
 
 
 @dataclass
@@ -134,42 +73,6 @@ class _SpaceSim:
     ledger: Ledger = field(default_factory=Ledger)
     initial_spend: float = 0.0
     policy: SpacePolicy | None = None
-
-
-@dataclass
-class SimReport:
-    """What a simulation did: one row per step, and the figures tests and people check."""
-
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    communities: list[str]
-    budgets: dict[str, dict[str, float]]
-    max_wait_seconds: dict[str, float]
-    max_drain_seconds: float
-    simulated_seconds: float
-    cpu_seconds: float
-    passes: int
-
-    @property
-    def months_per_cpu_second(self) -> float:
-        return (self.simulated_seconds / (30.44 * DAY)) / max(self.cpu_seconds, 1e-9)
-
-    def write_csv(self, path: Path) -> None:
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
-            writer.writeheader()
-            for row in self.rows:
-                writer.writerow({k: (round(v, 4) if isinstance(v, float) else v)
-                                 for k, v in row.items()})
-
-    def summary(self) -> dict[str, Any]:
-        return {"passes": self.passes, "simulated_days": round(self.simulated_seconds / DAY, 2),
-                "cpu_seconds": round(self.cpu_seconds, 3),
-                "months_per_cpu_second": round(self.months_per_cpu_second, 3),
-                "budgets": {k: {kk: round(vv, 2) for kk, vv in v.items()}
-                            for k, v in self.budgets.items()},
-                "max_wait_seconds": {k: round(v, 1) for k, v in self.max_wait_seconds.items()},
-                "max_drain_seconds": round(self.max_drain_seconds, 1)}
 
 
 class Simulation:
@@ -485,41 +388,6 @@ def _flavors(options: LocalOptions) -> tuple[Flavor, ...]:
                             bool(getattr(f, "spot", False))) for f in options.flavors)
     n = options.processors_per_machine
     return (Flavor(f"local-{n}", n),)
-
-
-def plot(report: SimReport, path: Path, title: str = "vcyclectl simulate") -> None:
-    """Processors per community over time, and cumulative spend against each budget line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from datetime import datetime, timezone
-
-    times = [datetime.fromtimestamp(r["time"], tz=timezone.utc) for r in report.rows]
-    budgets = sorted({k.split(":")[1] for k in report.columns if k.startswith("budget:")})
-    panels = 2 if budgets else 1
-    fig, axes = plt.subplots(panels, 1, figsize=(11, 4 * panels), sharex=True, squeeze=False)
-    ax = axes[0][0]
-    ax.stackplot(times, *[[r[f"processors:{c}"] for r in report.rows]
-                          for c in report.communities], labels=report.communities)
-    ax.set_ylabel("processors")
-    ax.set_title(title)
-    ax.legend(loc="upper left", fontsize="small", ncol=min(6, len(report.communities)))
-    if budgets:
-        ax = axes[1][0]
-        for name in budgets:
-            ax.plot(times, [r[f"budget:{name}:spent"] for r in report.rows],
-                    label=f"{name}: spent")
-            ax.plot(times, [r[f"budget:{name}:line"] for r in report.rows], linestyle="--",
-                    label=f"{name}: budget line")
-            ax.axhline(report.budgets[name]["amount"], color="red", linewidth=0.8,
-                       label=f"{name}: amount")
-        ax.set_ylabel("cumulative spend")
-        ax.legend(loc="upper left", fontsize="small")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def simulate_to(config: Config, demand: Demand, start: float, end: float, out: Path, *,

@@ -163,3 +163,35 @@ def test_heartbeats_on_a_real_cloud_need_feedback_url(write_config: Callable[...
                         "    machinetypes:\n      m: {heartbeat_seconds: 60}\n")
     with pytest.raises(ConfigError, match="needs feedback_url"):
         config.load(path)
+
+
+BOMB = "".join(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else 'lol'}]\n"
+               for prev, name in zip([""] + list("abcdefgh"), "abcdefghi"))
+
+
+@pytest.mark.parametrize("text, line, says", [
+    (BOMB, 1, "more than 200,000 values"),           # 9**9 values from ~300 bytes
+    ("a: &a [*a]\n", 1, "refers to a value that contains it"),
+    ("state_dir: x\nspaces: !foo {}\n", 2, "unknown YAML tag !foo"),
+    ("state_dir: x\nn: !!python/object:os.system {}\n", 2, "unknown YAML tag"),
+])
+def test_hostile_yaml_is_a_config_error_with_its_line(write_config: Callable[..., Path],
+                                                      text: str, line: int, says: str) -> None:
+    """Issues 15 and 22: an alias bomb used to take 75 s and 2.2 GB; a recursive alias and
+    an unknown tag were internal errors. Each is now a config error naming file and line."""
+    path = write_config(text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert caught.value.file == str(path) and caught.value.line == line
+    assert says in str(caught.value)
+
+
+def test_a_missing_user_data_template_names_the_config_file_and_line(
+        write_config: Callable[..., Path], vc: Callable[..., object]) -> None:
+    """Issue 15: it used to say only `spaces.a.b.machinetypes.m.user_data: file not found`."""
+    path = write_config("state_dir: s\nspaces:\n  a.b:\n    cloud: local\n"
+                        "    machinetypes:\n      m:\n        user_data: nope.user_data\n")
+    run = vc("--config", path, "config", "check")
+    assert run.code == 2  # type: ignore[attr-defined]
+    assert f"{path}:7: spaces.a.b.machinetypes.m.user_data: file not found" in \
+        run.err  # type: ignore[attr-defined]

@@ -217,7 +217,11 @@ def _machinetype(name: str, node: Located, defaults: Located, cloud: str, cloud_
                                       prefix=f"{key}.{cloud}.")
     from dataclasses import replace
 
-    return replace(mt, name=name, cloud_options=options)
+    origins = {k: effective.where(k) for k in ("user_data", "user_data_files") if k in effective}
+    files = effective.get("user_data_files")
+    if isinstance(files, Located):
+        origins.update({f"user_data_files.{k}": files.where(k) for k in files})
+    return replace(mt, name=name, cloud_options=options, origins=origins)
 
 
 # -- provisioning policy: communities, budgets, campaigns (docs/policy.md) -------------------

@@ -193,7 +193,8 @@ def from_mapping(cls: type, data: Located, *, prefix: str = "",
                  ignore: frozenset[str] = frozenset()) -> Any:
     """Build `cls` from `data`; unknown keys, wrong types and failed rules are `ConfigError`s."""
     hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls)
+              if f.init and not f.metadata.get("internal")}
     for key in data:
         if key not in fields and key not in ignore:
             close = _closest(key, fields)

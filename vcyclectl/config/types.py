@@ -56,6 +56,9 @@ class Machinetype:
     drain_grace_seconds: float = field(default=3600.0, metadata={"min": 0})
     #: This machinetype's merged cloud block, where it overrides the space's.
     cloud_options: CloudOptions | None = field(default=None, compare=False)
+    #: Where its file-naming keys were written, so a missing file is reported at its line.
+    origins: Mapping[str, Origin] = field(default_factory=dict, compare=False,
+                                          metadata={"internal": True})
 
     def problems(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []

@@ -59,36 +59,90 @@ class LocatedList(list[Any]):
         self.item_origins = []
 
 
-def _construct(node: yaml.Node, file: str) -> Any:
-    origin = Origin(file, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out = Located(origin)
+#: Values built from one file at the most. YAML aliases share nodes, so a few hundred bytes
+#: can stand for billions of values ("billion laughs"); a real config has a few thousand.
+MAX_VALUES = 200_000
+_STANDARD_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq",
+                            "tag:yaml.org,2002:str", "tag:yaml.org,2002:int",
+                            "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+                            "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp",
+                            "tag:yaml.org,2002:merge", "tag:yaml.org,2002:binary"})
+
+
+class _Builder:
+    """Turns one file's node graph into `Located` values, bounded: a value that contains
+    itself through an alias, more than `MAX_VALUES` values, or a tag we do not know are
+    `ConfigError`s with the file and line, never a hang or an internal error."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.built = 0
+        self.ancestors: set[int] = set()
+        self.loader = _Loader("")
+
+    def close(self) -> None:
+        self.loader.dispose()
+
+    def error(self, message: str, node: yaml.Node) -> ConfigError:
+        return ConfigError(message, file=self.file, line=node.start_mark.line + 1)
+
+    def build(self, node: yaml.Node) -> Any:
+        self.built += 1
+        if self.built > MAX_VALUES:
+            raise self.error(f"more than {MAX_VALUES:,} values once YAML aliases are expanded "
+                             "(an alias bomb?); write the values out, or use fewer aliases",
+                             node)
+        if node.tag not in _STANDARD_TAGS:
+            raise self.error(f"unknown YAML tag {node.tag}", node)
+        if isinstance(node, yaml.ScalarNode):
+            # Let the safe constructor resolve ints, floats, bools, nulls, timestamps.
+            try:
+                return self.loader.construct_object(node, deep=True)
+            except yaml.YAMLError as exc:
+                raise self.error(f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                                 node) from None
+        if id(node) in self.ancestors:
+            raise self.error("a YAML alias refers to a value that contains it", node)
+        self.ancestors.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node)
+            assert isinstance(node, yaml.SequenceNode)
+            return self.sequence(node)
+        finally:
+            self.ancestors.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode) -> Located:
+        out = Located(Origin(self.file, node.start_mark.line + 1))
         for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise ConfigError("YAML merge keys (<<) are not supported", file=file,
-                                  line=key_node.start_mark.line + 1)
-            key = _construct(key_node, file)
+                raise ConfigError("YAML merge keys (<<) are not supported", file=self.file,
+                                  line=line)
+            key = self.build(key_node)
             if not isinstance(key, str):
-                raise ConfigError(f"keys must be strings, got {key!r}", file=file,
-                                  line=key_node.start_mark.line + 1)
+                raise ConfigError(f"keys must be strings, got {key!r}", file=self.file,
+                                  line=line)
             if key in out:
-                raise ConfigError("duplicate key", file=file, line=key_node.start_mark.line + 1,
-                                  key=key)
-            out[key] = _construct(value_node, file)
-            out.key_origins[key] = Origin(file, key_node.start_mark.line + 1)
+                raise ConfigError("duplicate key", file=self.file, line=line, key=key)
+            out[key] = self.build(value_node)
+            out.key_origins[key] = Origin(self.file, line)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        seq = LocatedList(origin)
+
+    def sequence(self, node: yaml.SequenceNode) -> LocatedList:
+        seq = LocatedList(Origin(self.file, node.start_mark.line + 1))
         for item in node.value:
-            seq.append(_construct(item, file))
-            seq.item_origins.append(Origin(file, item.start_mark.line + 1))
+            seq.append(self.build(item))
+            seq.item_origins.append(Origin(self.file, item.start_mark.line + 1))
         return seq
-    # Scalars: let the safe constructor resolve ints, floats, bools, nulls, timestamps.
-    loader = _Loader("")
+
+
+def _construct(node: yaml.Node, file: str) -> Any:
+    builder = _Builder(file)
     try:
-        return loader.construct_object(node, deep=True)
+        return builder.build(node)
     finally:
-        loader.dispose()
+        builder.close()
 
 
 def load_file(path: Path) -> Located:

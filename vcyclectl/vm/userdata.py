@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from vcyclectl import __version__
 from vcyclectl.config import Config, Machinetype, Space
+from vcyclectl.config.yamlsource import Origin
 from vcyclectl.errors import ConfigError, ConfigErrors
 
 PLACEHOLDER = re.compile(r"##user_data_([A-Za-z0-9_]+)##")
@@ -51,13 +52,14 @@ def _load_template(space: Space, mt: Machinetype,
     """The template as far as it could be read, and every problem found on the way
     (only an unreadable template file itself is raised: there is nothing to go on)."""
     key = f"spaces.{space.name}.machinetypes.{mt.name}.user_data"
-    text = _read(source, key)
+    text = _read(source, key, mt.origins.get("user_data"))
     values = dict(mt.user_data_options)
     errors: list[ConfigError] = []
     for option, path in mt.user_data_files.items():
         try:
             values[option] = _read(path, f"spaces.{space.name}.machinetypes.{mt.name}."
-                                         f"user_data_files.{option}")
+                                         f"user_data_files.{option}",
+                                   mt.origins.get(f"user_data_files.{option}"))
         except ConfigError as exc:
             errors.append(exc)
             values[option] = ""
@@ -99,13 +101,16 @@ def _x509_credential(space: Space, mt: Machinetype, values: dict[str, str]) -> A
     return credential
 
 
-def _read(path: str, key: str) -> str:
+def _read(path: str, key: str, where: Origin | None = None) -> str:
+    """A file the config names; an error names the config file and line that named it."""
+    file, line = (where.file, where.line) if where is not None else (None, None)
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"file not found: {path}", key=key) from None
+        raise ConfigError(f"file not found: {path}", file=file, line=line, key=key) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}", key=key) from None
+        raise ConfigError(f"cannot read {path}: {exc}", file=file, line=line,
+                          key=key) from None
 
 
 def render(template: Template | None, *, config: Config, space: Space, mt: Machinetype,

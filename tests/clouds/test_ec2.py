@@ -29,9 +29,10 @@ from moto_server import (
     DUMMY_AWS_ENV, REMOVED_AWS_ENV, free_port, moto_server, post, register_image, reset,
 )
 from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext
-from vcyclectl.clouds.ec2.driver import (
-    STATE_MAP, Ec2Cloud, NoCapacity, client_token,
-)
+from vcyclectl.clouds.ec2.driver import Ec2Cloud
+from vcyclectl.clouds.ec2.errors import NoCapacity
+from vcyclectl.clouds.ec2.requests import client_token
+from vcyclectl.clouds.ec2.states import STATE_MAP
 from vcyclectl.clouds.ec2.options import Ec2Options
 from vcyclectl.errors import Fatal, IncompleteListing, QuotaExceeded, Transient
 from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec, MachineState

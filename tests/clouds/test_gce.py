@@ -32,7 +32,9 @@ from gce_fake import FakeCompute, discovery, parse_filter  # noqa: E402
 
 from vcyclectl.clouds.contract import (TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID,  # noqa: E402
                                    CloudContext)
-from vcyclectl.clouds.gce.driver import STATE_MAP, GceCloud, request_id, zone_order  # noqa: E402
+from vcyclectl.clouds.gce.driver import GceCloud  # noqa: E402
+from vcyclectl.clouds.gce.requests import request_id, zone_order  # noqa: E402
+from vcyclectl.clouds.gce.states import STATE_MAP  # noqa: E402
 from vcyclectl.clouds.gce.options import (LABEL_VALUE, GceOptions,  # noqa: E402
                                           label_value)
 from vcyclectl.errors import (Fatal, IncompleteListing, QuotaExceeded,  # noqa: E402

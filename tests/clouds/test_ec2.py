@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,10 @@ from moto_server import (
     DUMMY_AWS_ENV, REMOVED_AWS_ENV, free_port, moto_server, post, register_image, reset,
 )
 from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext
-from vcyclectl.clouds.ec2.driver import (
-    STATE_MAP, Ec2Cloud, NoCapacity, client_token,
-)
+from vcyclectl.clouds.ec2.driver import Ec2Cloud
+from vcyclectl.clouds.ec2.errors import NoCapacity
+from vcyclectl.clouds.ec2.requests import client_token
+from vcyclectl.clouds.ec2.states import STATE_MAP, machine_state
 from vcyclectl.clouds.ec2.options import Ec2Options
 from vcyclectl.errors import Fatal, IncompleteListing, QuotaExceeded, Transient
 from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec, MachineState
@@ -323,6 +326,27 @@ def test_listing_cut_short_is_incomplete(ec2: Any, ami: str,
 def test_every_documented_native_state_is_mapped(ec2: Any) -> None:
     documented = ec2.meta.service_model.shape_for("InstanceStateName").enum
     assert sorted(documented) == sorted(STATE_MAP)
+
+
+#: Instance states documented in the EC2 user guide ("Amazon EC2 instance state changes").
+DOCUMENTED_STATES = ("pending", "running", "shutting-down", "terminated", "stopping", "stopped")
+
+
+def test_every_documented_state_is_mapped_through_the_one_lookup() -> None:
+    assert set(DOCUMENTED_STATES) == set(STATE_MAP)
+    for native in DOCUMENTED_STATES:
+        assert machine_state({"State": {"Name": native}}) is STATE_MAP[native]
+    assert machine_state({"State": {"Name": "hibernating"}}) is MachineState.UNKNOWN
+    assert machine_state({}) is MachineState.UNKNOWN
+
+
+def test_states_module_imports_no_aws_sdk() -> None:
+    code = ("import sys, vcyclectl.clouds.ec2.states; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_states_over_http(ec2: Any, ami: str, make_driver: Callable[..., Ec2Cloud]) -> None:

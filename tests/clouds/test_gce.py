@@ -32,7 +32,9 @@ from gce_fake import FakeCompute, discovery, parse_filter  # noqa: E402
 
 from vcyclectl.clouds.contract import (TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID,  # noqa: E402
                                    CloudContext)
-from vcyclectl.clouds.gce.driver import STATE_MAP, GceCloud, request_id, zone_order  # noqa: E402
+from vcyclectl.clouds.gce.driver import GceCloud  # noqa: E402
+from vcyclectl.clouds.gce.requests import request_id, zone_order  # noqa: E402
+from vcyclectl.clouds.gce.states import STATE_MAP, machine_state  # noqa: E402
 from vcyclectl.clouds.gce.options import (LABEL_VALUE, GceOptions,  # noqa: E402
                                           label_value)
 from vcyclectl.errors import (Fatal, IncompleteListing, QuotaExceeded,  # noqa: E402
@@ -112,6 +114,21 @@ def test_every_status_of_the_discovery_document_is_mapped() -> None:
     for ended in ("STOPPING", "SUSPENDING", "SUSPENDED", "TERMINATED"):
         assert STATE_MAP[ended] is MachineState.STOPPED
     assert STATE_MAP["REPAIRING"] is MachineState.UNKNOWN
+
+
+#: `Instance.status` values documented by the Compute Engine API reference (Instance.Status)
+#: and the instance life cycle page (PENDING: flex-start VMs waiting for capacity).
+DOCUMENTED_STATUSES = ("PENDING", "PROVISIONING", "STAGING", "RUNNING", "PENDING_STOP",
+                       "STOPPING", "SUSPENDING", "SUSPENDED", "STOPPED", "TERMINATED",
+                       "DEPROVISIONING", "REPAIRING")
+
+
+def test_every_documented_status_is_mapped_through_the_one_lookup() -> None:
+    assert set(DOCUMENTED_STATUSES) == set(STATE_MAP)
+    for status in DOCUMENTED_STATUSES:
+        assert machine_state({"status": status}) is STATE_MAP[status]
+    assert machine_state({"status": "SOMETHING_NEW"}) is MachineState.UNKNOWN
+    assert machine_state({}) is MachineState.UNKNOWN
 
 
 # -- create ---------------------------------------------------------------------------------
@@ -584,6 +601,16 @@ def test_driver_refuses_a_block_with_problems(fake: FakeCompute) -> None:
 
 def test_options_module_imports_no_google_module() -> None:
     code = ("import sys, vcyclectl.clouds.gce.options; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('google', 'googleapiclient', 'grpc', 'proto', 'requests')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_states_module_imports_no_google_module() -> None:
+    code = ("import sys, vcyclectl.clouds.gce.states; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('google', 'googleapiclient', 'grpc', 'proto', 'requests')); "
             "print(bad); sys.exit(1 if bad else 0)")

@@ -1,10 +1,10 @@
-"""The AWS EC2 driver (and EC2-compatible clouds through `endpoint_url`).
+"""The AWS EC2 driver (and EC2-compatible clouds through `endpoint_url`): the contract, thin.
 
-It lists, creates and deletes what it is told and decides nothing. Three tables at the top
-say everything about how EC2 is read: `STATE_MAP` (native instance states), the error-code
-sets used by `translate_errors` (the one place where boto3 exceptions become
-`Transient`/`QuotaExceeded`/`Fatal`), and `PREEMPTION_REASONS` (spot interruptions, which
-are their own end reason, never an abort).
+It lists, creates and deletes what it is told and decides nothing. What it reads and sends
+lives next to it, one concern per module: `states` (the one native-state table and spot
+pre-emption reasons), `errors` (the one `ErrorTranslator` that turns botocore exceptions into
+`Transient`/`QuotaExceeded`/`Fatal`), `requests` (request bodies, tags, `ClientToken`,
+paging). This module keeps only the order of calls and the per-pass caches.
 
 Why it is shaped like this:
 - one paginated `describe_instances` per pass with tag filters and no per-instance calls,
@@ -16,19 +16,16 @@ Why it is shaped like this:
 - `ClientToken` is derived from the machine name, so a create retried after a lost
   response finds the first instance instead of making a second one.
 
-This module is imported only when a space uses EC2 (`vcyclectl.clouds.registry`), so boto3 is
-imported at module level here and nowhere else.
+This package is imported only when a space uses EC2 (`vcyclectl.clouds.registry`), so boto3 is
+imported at module level here and in `errors`, and nowhere else.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -36,190 +33,23 @@ import botocore.exceptions as bce
 from botocore.config import Config
 
 from vcyclectl import __version__
-from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext
-from vcyclectl.clouds.ec2.options import RESERVED_TAG_KEYS, Ec2Options, is_ami_id
-from vcyclectl.errors import CloudError, Fatal, IncompleteListing, QuotaExceeded, Transient
+from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, CloudContext
+from vcyclectl.clouds.ec2 import requests
+from vcyclectl.clouds.ec2.errors import NOT_FOUND_CODES, ErrorTranslator, NoCapacity, error_code
+from vcyclectl.clouds.ec2.options import Ec2Options, is_ami_id
+from vcyclectl.clouds.ec2.states import (
+    is_preempted, machine_state, state_reason_of, stopped_at,
+)
+from vcyclectl.errors import CloudError, Fatal, IncompleteListing, Transient
 from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec, MachineState
 
 log = logging.getLogger(__name__)
-
-#: EC2 instance state name -> our state. Every value of the API's `InstanceStateName` enum
-#: is here (a test checks this against botocore's service model). A terminated instance
-#: stays listed for about an hour: it is `GONE`, with the reason kept in `state_reason`.
-STATE_MAP: dict[str, MachineState] = {
-    "pending": MachineState.STARTING,
-    "running": MachineState.RUNNING,
-    "stopping": MachineState.STOPPED,
-    "stopped": MachineState.STOPPED,
-    "shutting-down": MachineState.GONE,
-    "terminated": MachineState.GONE,
-}
-
-#: `StateReason.Code`s that mean the spot market took the machine back: recorded as
-#: pre-empted (no backoff), because the VM did nothing wrong.
-PREEMPTION_REASONS = frozenset({"Server.SpotInstanceTermination", "Server.SpotInstanceShutdown"})
-
-#: The tenancy refuses more: stop creating in this space for this pass.
-QUOTA_CODES = frozenset({
-    "InstanceLimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded",
-    "InsufficientFreeAddressesInSubnet",
-})
-
-#: This instance type has no capacity right now (in this zone, or on the spot market):
-#: worth trying the next instance type in the same pass, else `Transient`.
-CAPACITY_CODES = frozenset({
-    "InsufficientInstanceCapacity", "InsufficientCapacity", "UnfulfillableCapacity",
-    "InsufficientHostCapacity", "SpotMaxPriceTooLow",
-})
-
-#: Retry later. botocore's standard/adaptive retry mode has already retried these.
-TRANSIENT_CODES = frozenset({
-    "RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled",
-    "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable",
-    "RequestTimeout", "RequestTimeoutException", "IncorrectInstanceState",
-    "IdempotentInstanceTerminated", "PriorRequestNotComplete",
-})
-
-#: Credentials missing, wrong, expired or not allowed: nothing to retry.
-AUTH_CODES = frozenset({
-    "AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "IncompleteSignature",
-    "ExpiredToken", "ExpiredTokenException", "RequestExpired", "OptInRequired", "Blocked",
-    "PendingVerification", "InvalidAccessKeyId", "MissingAuthenticationToken",
-})
-PERMISSION_CODES = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
-
-#: A configured value EC2 rejects -> the option the user has to fix.
-CONFIG_CODES: dict[str, str] = {
-    "InvalidAMIID.NotFound": "image",
-    "InvalidAMIID.Malformed": "image",
-    "InvalidAMIID.Unavailable": "image",
-    "InvalidInstanceType": "instance_types",
-    "InvalidInstanceType.NotFound": "instance_types",
-    "Unsupported": "instance_types",
-    "InvalidSubnetID.NotFound": "subnets",
-    "InvalidSubnetID.Malformed": "subnets",
-    "InvalidSubnet": "subnets",
-    "InvalidGroup.NotFound": "security_group_ids",
-    "InvalidSecurityGroupID.NotFound": "security_group_ids",
-    "InvalidKeyPair.NotFound": "key_name",
-    "InvalidParameterValue": "the ec2 block",
-    "InvalidParameterCombination": "the ec2 block",
-    "InvalidParameter": "the ec2 block",
-    "MissingParameter": "the ec2 block",
-    "InvalidSpotInstanceRequestConfig": "max_price",
-}
-
-#: Deleting something EC2 no longer knows is what we wanted.
-NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound"})
-
-#: EC2's limit on UserData before base64 encoding.
-MAX_USER_DATA_BYTES = 16 * 1024
-#: EC2's limit on ClientToken.
-MAX_CLIENT_TOKEN = 64
-#: Real EC2 accepts 5..1000 per describe_instances page.
-DEFAULT_PAGE_SIZE = 1000
-#: Linux spot prices; EC2-Classic accounts report the second form.
-SPOT_PRODUCTS = ["Linux/UNIX", "Linux/UNIX (Amazon VPC)"]
 
 #: Fields of a described instance kept for `inspect`: the useful part, JSON-safe and small.
 RAW_KEYS = ("InstanceId", "InstanceType", "ImageId", "State", "StateReason",
             "StateTransitionReason", "LaunchTime", "Placement", "SubnetId", "VpcId",
             "PrivateIpAddress", "PublicIpAddress", "InstanceLifecycle", "SpotInstanceRequestId",
             "CpuOptions", "Tags", "ClientToken")
-
-_STOPPED_AT = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
-
-
-class NoCapacity(Transient):
-    """One instance type has no capacity now; `create` falls back to the next one."""
-
-
-@contextmanager
-def translate_errors(operation: str, *, space: str, machinetype: str | None = None,
-                     instance_type: str | None = None, image: str | None = None,
-                     profile: str | None = None) -> Iterator[None]:
-    """The one place where botocore's exceptions become `vcyclectl.errors`.
-
-    Messages say what to check and never carry credentials: botocore's own messages don't,
-    and the encoded authorization blob of `UnauthorizedOperation` is left out on purpose.
-    """
-    where = f"space {space}" + (f", machinetype {machinetype}" if machinetype else "")
-    try:
-        yield
-    except CloudError:
-        raise
-    except bce.ClientError as exc:
-        raise _from_client_error(exc, operation, where, instance_type, image) from exc
-    except (bce.NoCredentialsError, bce.PartialCredentialsError) as exc:
-        raise Fatal(f"{where}: no usable AWS credentials for {operation}: set `profile` in "
-                    "the ec2 block, AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in "
-                    "the environment cron gives vcyclectl, or give the host an instance role"
-                    ) from exc
-    except bce.ProfileNotFound as exc:
-        raise Fatal(f"{where}: AWS profile {profile!r} is not in ~/.aws/config or "
-                    "~/.aws/credentials of the user running vcyclectl") from exc
-    except bce.NoRegionError as exc:
-        raise Fatal(f"{where}: no AWS region: set `region` in the ec2 block") from exc
-    except (bce.CredentialRetrievalError, bce.TokenRetrievalError, bce.SSOError,
-            bce.UnauthorizedSSOTokenError) as exc:
-        raise Fatal(f"{where}: AWS credentials could not be obtained ({type(exc).__name__}): "
-                    f"check profile {profile!r} (an expired SSO login needs `aws sso login`)"
-                    ) from exc
-    except bce.ParamValidationError as exc:
-        raise Fatal(f"{where}: {operation} was refused before sending: {exc}; check "
-                    "the ec2 block") from exc
-    except (bce.ConnectionError, bce.HTTPClientError) as exc:
-        raise Transient(f"{where}: {operation} could not reach EC2 ({type(exc).__name__}): "
-                        f"{exc}") from exc
-    except bce.BotoCoreError as exc:
-        raise Transient(f"{where}: {operation} failed ({type(exc).__name__}): {exc}") from exc
-
-
-def _from_client_error(exc: bce.ClientError, operation: str, where: str,
-                       instance_type: str | None, image: str | None) -> CloudError:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    message = str(error.get("Message", "")).split("Encoded authorization failure message")[0]
-    message = message.strip().rstrip(".")
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    said = f"{code}: {message}" if message else code
-    if code in QUOTA_CODES:
-        return QuotaExceeded(f"{where}: EC2 refuses more instances ({said}); ask AWS for a "
-                             "higher limit or lower processors_limit")
-    if code in CAPACITY_CODES:
-        return NoCapacity(f"{where}: no capacity for {instance_type or 'the instance type'} "
-                          f"({said})")
-    if code in TRANSIENT_CODES or status >= 500 or code.endswith(".Unavailable"):
-        return Transient(f"{where}: {operation} failed for now ({said})")
-    if code in AUTH_CODES:
-        return Fatal(f"{where}: AWS did not accept the credentials for {operation} ({code}): "
-                     "check the profile or environment keys are valid, active and not "
-                     "expired, and that region and endpoint_url are right")
-    if code in PERMISSION_CODES:
-        return Fatal(f"{where}: not allowed to call {operation} ({code}): grant "
-                     f"ec2:{operation} to the IAM identity vcyclectl runs as (see "
-                     "docs/clouds/ec2.md for the full list)")
-    if code in CONFIG_CODES:
-        option = CONFIG_CODES[code]
-        what = {"image": f"image {image!r}", "instance_types": f"instance type {instance_type!r}"
-                }.get(option, option)
-        return Fatal(f"{where}: EC2 rejected {what} ({said}); check `{option}`"
-                     if option != "the ec2 block" else
-                     f"{where}: EC2 rejected {operation} ({said}); check the ec2 block")
-    return Fatal(f"{where}: {operation} failed ({said})")
-
-
-def client_token(name: str, instance_type: str) -> str:
-    """A ClientToken that is the same on every retry of one machine with one type.
-
-    The instance type is part of it so that falling back to the next type after a definite
-    capacity refusal is a new request, not an `IdempotentParameterMismatch`.
-    """
-    raw = f"{name}/{instance_type}"
-    if len(raw) <= MAX_CLIENT_TOKEN and raw.isascii():
-        return raw
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
-    return f"{raw.encode('ascii', 'replace').decode()[:MAX_CLIENT_TOKEN - 17]}-{digest}"
 
 
 def _jsonable(value: Any) -> Any:
@@ -232,27 +62,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _timestamp(value: Any) -> float | None:
+def _timestamp(value: object) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
     return None
 
 
-def _price_text(price: float) -> str:
-    return f"{price:.6f}".rstrip("0").rstrip(".") or "0"
-
-
-def _tags_of(instance: Mapping[str, Any]) -> dict[str, str]:
+def _tags_of(instance: requests.Described) -> dict[str, str]:
     return {str(t.get("Key")): str(t.get("Value", "")) for t in instance.get("Tags") or []}
 
 
-def state_reason_of(instance: Mapping[str, Any]) -> str | None:
-    """EC2's StateReason code (e.g. `Server.SpotInstanceTermination`), else the transition."""
-    code = (instance.get("StateReason") or {}).get("Code")
-    if code:
-        return str(code)
-    transition = instance.get("StateTransitionReason")
-    return str(transition) if transition else None
 
 
 class Ec2Cloud:
@@ -264,13 +83,15 @@ class Ec2Cloud:
         self.context = context
         self.options: Ec2Options = context.options
         #: describe_instances page size; real EC2 allows 5..1000.
-        self.page_size = DEFAULT_PAGE_SIZE
+        self.page_size = requests.DEFAULT_PAGE_SIZE
         self._lock = threading.Lock()
         self._flavors: dict[str, Flavor] = {}
         self._flavor_list: list[Flavor] | None = None
         self._images: dict[tuple[str, tuple[str, ...]], str] = {}
         self._subnet_use: dict[str, int] = {}
         self._no_capacity: set[tuple[str, str | None]] = set()
+        #: The one error translator of this space: every EC2 call runs inside it.
+        self._errors = ErrorTranslator(space=context.space, profile=self.options.profile)
         opts = self.options
         with self._errors("connect"):
             session = boto3.session.Session(
@@ -279,7 +100,7 @@ class Ec2Cloud:
                 aws_secret_access_key=opts.secret_access_key,
                 aws_session_token=opts.session_token)
             #: Shared by all threads of a pass; exposed for event hooks in tests/benchmarks.
-            self.client: Any = session.client(
+            self.client: requests.Ec2Client = session.client(
                 "ec2", endpoint_url=opts.endpoint_url,
                 config=Config(retries={"mode": opts.retry_mode,
                                        "total_max_attempts": opts.max_attempts},
@@ -297,17 +118,12 @@ class Ec2Cloud:
         partial view.
         """
         ctx = self.context
-        filters = [{"Name": f"tag:{TAG_SPACE}", "Values": [ctx.space]},
-                   {"Name": f"tag:{TAG_STATE_ID}", "Values": [ctx.state_id]}]
-        found: dict[str, Mapping[str, Any]] = {}
+        found: dict[str, requests.Described] = {}
         try:
             with self._errors("DescribeInstances"):
-                pages = self.client.get_paginator("describe_instances").paginate(
-                    Filters=filters, PaginationConfig={"PageSize": self.page_size})
-                for page in pages:
-                    for reservation in page.get("Reservations", []):
-                        for instance in reservation.get("Instances", []):
-                            found[str(instance["InstanceId"])] = instance
+                for instance in requests.tagged_instances(self.client, ctx.space, ctx.state_id,
+                                                          self.page_size):
+                    found[str(instance["InstanceId"])] = instance
             self._learn_vcpus((i.get("InstanceType") for i in found.values()
                                if not i.get("CpuOptions")), strict=False)
         except IncompleteListing:
@@ -328,11 +144,10 @@ class Ec2Cloud:
         opts = self.context.options_for(spec.machinetype)
         if not isinstance(opts, Ec2Options):
             opts = self.options
-        user_data = spec.user_data.encode()
-        if len(user_data) > MAX_USER_DATA_BYTES:
+        user_data, limit = spec.user_data.encode(), requests.MAX_USER_DATA_BYTES
+        if len(user_data) > limit:
             raise Fatal(f"space {spec.space}, machinetype {spec.machinetype}: user_data is "
-                        f"{len(user_data)} bytes, EC2 accepts {MAX_USER_DATA_BYTES}: shorten "
-                        "it or gzip it")
+                        f"{len(user_data)} bytes, EC2 accepts {limit}: shorten it or gzip it")
         image_id = self._image_id(spec.image or opts.image, opts, spec.machinetype)
         last: NoCapacity | None = None
         for instance_type in self._candidate_types(spec, opts):
@@ -357,7 +172,7 @@ class Ec2Cloud:
             try:
                 self.client.terminate_instances(InstanceIds=[machine.id])
             except bce.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+                if error_code(exc) in NOT_FOUND_CODES:
                     return
                 raise
 
@@ -388,21 +203,14 @@ class Ec2Cloud:
 
     # -- reading what EC2 says ---------------------------------------------------------
 
-    def _to_machine(self, instance: Mapping[str, Any], *, spec: MachineSpec | None = None
+    def _to_machine(self, instance: requests.Described, *, spec: MachineSpec | None = None
                     ) -> CloudMachine:
         """The single place where an EC2 instance becomes a `CloudMachine`."""
         tags = _tags_of(instance)
-        native = str((instance.get("State") or {}).get("Name", ""))
-        state = STATE_MAP.get(native, MachineState.UNKNOWN)
+        state = machine_state(instance)
         reason = state_reason_of(instance)
         instance_type = str(instance.get("InstanceType", ""))
         launched = _timestamp(instance.get("LaunchTime"))
-        stopped_at = None
-        if state in (MachineState.STOPPED, MachineState.GONE):
-            match = _STOPPED_AT.search(str(instance.get("StateTransitionReason") or ""))
-            if match:
-                stopped_at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(
-                    tzinfo=timezone.utc).timestamp()
         addresses = tuple(a for a in (instance.get("PrivateIpAddress"),
                                       instance.get("PublicIpAddress"),
                                       instance.get("Ipv6Address")) if a)
@@ -415,17 +223,17 @@ class Ec2Cloud:
             processors=self._processors(instance, instance_type, spec),
             created_at=launched,
             started_at=launched if state is MachineState.RUNNING else None,
-            stopped_at=stopped_at,
+            stopped_at=stopped_at(instance, state),
             flavor=instance_type or None,
             zone=(instance.get("Placement") or {}).get("AvailabilityZone"),
             addresses=tuple(str(a) for a in addresses),
             spot=instance.get("InstanceLifecycle") == "spot",
-            preempted=reason in PREEMPTION_REASONS,
+            preempted=is_preempted(reason),
             state_reason=reason,
             raw=_jsonable({k: instance[k] for k in RAW_KEYS if k in instance}),
         )
 
-    def _processors(self, instance: Mapping[str, Any], instance_type: str,
+    def _processors(self, instance: requests.Described, instance_type: str,
                     spec: MachineSpec | None) -> int:
         cpu = instance.get("CpuOptions") or {}
         if cpu.get("CoreCount"):
@@ -435,12 +243,11 @@ class Ec2Cloud:
             return known.processors
         return spec.processors if spec is not None else 0
 
-    def _count_subnet_use(self, instances: Iterable[Mapping[str, Any]]) -> None:
+    def _count_subnet_use(self, instances: Iterable[requests.Described]) -> None:
         use: dict[str, int] = {}
         for instance in instances:
-            native = str((instance.get("State") or {}).get("Name", ""))
             subnet = instance.get("SubnetId")
-            if subnet and STATE_MAP.get(native, MachineState.UNKNOWN).is_live:
+            if subnet and machine_state(instance).is_live:
                 use[str(subnet)] = use.get(str(subnet), 0) + 1
         with self._lock:
             self._subnet_use = use
@@ -449,35 +256,7 @@ class Ec2Cloud:
 
     def _run_instance(self, spec: MachineSpec, opts: Ec2Options, image_id: str,
                       instance_type: str, subnet: str | None) -> CloudMachine:
-        request: dict[str, Any] = {
-            "ImageId": image_id,
-            "InstanceType": instance_type,
-            "MinCount": 1,
-            "MaxCount": 1,
-            "ClientToken": client_token(spec.name, instance_type),
-            "UserData": spec.user_data,
-            "InstanceInitiatedShutdownBehavior": "terminate",
-            "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": self._tags(spec, opts)},
-                {"ResourceType": "volume", "Tags": self._tags(spec, opts)},
-            ],
-        }
-        if subnet:
-            request["SubnetId"] = subnet
-        if opts.security_group_ids:
-            request["SecurityGroupIds"] = list(opts.security_group_ids)
-        if opts.key_name:
-            request["KeyName"] = opts.key_name
-        if opts.iam_instance_profile:
-            profile = opts.iam_instance_profile
-            request["IamInstanceProfile"] = ({"Arn": profile} if profile.startswith("arn:")
-                                             else {"Name": profile})
-        if opts.spot:
-            spot: dict[str, Any] = {"SpotInstanceType": "one-time",
-                                    "InstanceInterruptionBehavior": "terminate"}
-            if opts.max_price is not None:
-                spot["MaxPrice"] = _price_text(opts.max_price)
-            request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": spot}
+        request = requests.run_instances_request(spec, opts, image_id, instance_type, subnet)
         with self._errors("RunInstances", machinetype=spec.machinetype,
                           instance_type=instance_type, image=image_id):
             response = self.client.run_instances(**request)
@@ -489,13 +268,6 @@ class Ec2Cloud:
                                              "instance_id": instance.get("InstanceId"),
                                              "instance_type": instance_type, "subnet": subnet})
         return self._to_machine(instance, spec=spec)
-
-    def _tags(self, spec: MachineSpec, opts: Ec2Options) -> list[dict[str, str]]:
-        tags = {k: v for k, v in {**opts.tags, **spec.metadata}.items()
-                if k not in RESERVED_TAG_KEYS and not k.lower().startswith("aws:")}
-        tags.update({"Name": spec.name, TAG_SPACE: spec.space,
-                     TAG_MACHINETYPE: spec.machinetype, TAG_STATE_ID: spec.state_id})
-        return [{"Key": k, "Value": str(v)} for k, v in tags.items()]
 
     def _candidate_types(self, spec: MachineSpec, opts: Ec2Options) -> Iterator[str]:
         """The planned type, then later configured types that fit the planned vCPUs.
@@ -537,10 +309,7 @@ class Ec2Cloud:
         with self._lock:
             if key in self._images:
                 return self._images[key]
-            request: dict[str, Any] = {"Filters": [{"Name": "name", "Values": [image]},
-                                                   {"Name": "state", "Values": ["available"]}]}
-            if opts.image_owners:
-                request["Owners"] = list(opts.image_owners)
+            request = requests.describe_images_request(image, opts.image_owners)
             with self._errors("DescribeImages", machinetype=machinetype, image=image):
                 images = self.client.describe_images(**request).get("Images", [])
             if not images:
@@ -559,7 +328,7 @@ class Ec2Cloud:
         types: list[str] = []
         spot: set[str] = set()
         prices: dict[str, float] = {}
-        blocks: Sequence[Any] = [self.options, *self.context.machinetype_options.values()]
+        blocks: Sequence[object] = [self.options, *self.context.machinetype_options.values()]
         for opts in blocks:
             if not isinstance(opts, Ec2Options):
                 continue
@@ -572,7 +341,7 @@ class Ec2Cloud:
                 prices.setdefault(name, price)
         return types, spot, prices
 
-    def _learn_vcpus(self, types: Iterable[Any], *, strict: bool = True) -> None:
+    def _learn_vcpus(self, types: Iterable[object], *, strict: bool = True) -> None:
         """Fill the size cache for types not seen yet: one DescribeInstanceTypes per 100.
 
         Real EC2 lists `CpuOptions` with every instance, so a listing needs this only on
@@ -580,12 +349,9 @@ class Ec2Cloud:
         """
         with self._lock:
             wanted = sorted({str(t) for t in types if t} - set(self._flavors))
-        for start in range(0, len(wanted), 100):
-            chunk = wanted[start:start + 100]
+        for chunk in requests.chunks(wanted):
             with self._errors("DescribeInstanceTypes", instance_type=", ".join(chunk)):
-                pages = self.client.get_paginator("describe_instance_types").paginate(
-                    InstanceTypes=chunk)
-                described = [t for page in pages for t in page.get("InstanceTypes", [])]
+                described = requests.instance_types(self.client, chunk)
             with self._lock:
                 for info in described:
                     name = str(info["InstanceType"])
@@ -607,23 +373,11 @@ class Ec2Cloud:
         prices: dict[str, float] = {}
         try:
             with self._errors("DescribeSpotPriceHistory"):
-                pages = self.client.get_paginator("describe_spot_price_history").paginate(
-                    InstanceTypes=sorted(types), ProductDescriptions=SPOT_PRODUCTS,
-                    StartTime=datetime.now(timezone.utc))
-                for page in pages:
-                    for entry in page.get("SpotPriceHistory", []):
-                        name = str(entry["InstanceType"])
-                        prices[name] = max(prices.get(name, 0.0), float(entry["SpotPrice"]))
+                for entry in requests.spot_price_history(self.client, types):
+                    name = str(entry["InstanceType"])
+                    prices[name] = max(prices.get(name, 0.0), float(entry["SpotPrice"]))
         except CloudError as exc:
             log.warning("spot prices unknown", extra={"space": self.context.space,
                                                       "error": str(exc)})
             return {}
         return prices
-
-    @contextmanager
-    def _errors(self, operation: str, *, machinetype: str | None = None,
-                instance_type: str | None = None, image: str | None = None) -> Iterator[None]:
-        with translate_errors(operation, space=self.context.space, machinetype=machinetype,
-                              instance_type=instance_type, image=image,
-                              profile=self.options.profile):
-            yield

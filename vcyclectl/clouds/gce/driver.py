@@ -3,9 +3,12 @@
 Imported only when a pass touches a `cloud: gce` space (`vcyclectl.clouds.registry`),
 because `google.cloud.compute_v1` alone costs most of a second to import.
 
-Shape of the module, as for every driver: one `STATE_MAP` from GCE's `Instance.status` to
-`MachineState`, one context manager (`GceCloud._translated`) that turns every SDK, HTTP and
-operation error into `Transient`, `QuotaExceeded` or `Fatal`, and one `_to_machine()`.
+What it reads and sends lives next to it, one concern per module: `states` (the one
+`STATE_MAP` from `Instance.status` to `MachineState`, and pre-emption), `errors` (the one
+`ErrorTranslator` that turns every SDK, HTTP and operation error into `Transient`,
+`QuotaExceeded` or `Fatal`), `requests` (the instance body, labels, request ids, filters,
+paging) and `clients` (credentials, REST clients, the read retry). This module keeps the
+order of calls, the per-pass caches and the one `_to_machine()`.
 
 API use per pass, kept small on purpose (it is what a project's read quota pays for):
 - list: one paginated `instances.aggregatedList` over all zones, filtered server-side by our
@@ -18,152 +21,41 @@ API use per pass, kept small on purpose (it is what a project's read quota pays 
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
 import threading
 import time
-import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, NoReturn
+from collections.abc import Mapping
+from typing import Any
 
-import google.auth
-import google.auth.exceptions
-import requests
 from google.api_core import exceptions as gexc
-from google.api_core import retry as retries
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials, Credentials
-from google.oauth2 import service_account
 from google.cloud import compute_v1
 
 from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext
+from vcyclectl.clouds.gce import requests
+from vcyclectl.clouds.gce.clients import Clients, load_credentials, make_clients, read_retry
+from vcyclectl.clouds.gce.errors import (
+    ALREADY_EXISTS_CODES, DEFAULT_RETRY_AFTER, NOT_FOUND_CODES, ErrorTranslator,
+    OperationFailed, ZoneExhausted,
+)
 from vcyclectl.clouds.gce.options import INSTANCE_NAME, GceOptions, label_value
-from vcyclectl.errors import CloudError, Fatal, IncompleteListing, QuotaExceeded, Transient
+from vcyclectl.clouds.gce.states import (
+    PREEMPTED_OPERATION, is_recent_preemption, is_spot, machine_state, timestamp,
+)
+from vcyclectl.errors import Fatal, Transient
 from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec, MachineState
 
-#: GCE `Instance.status` -> our state. Every value of the compute.v1 discovery document's
-#: enum is here (tests/clouds/test_gce.py checks it against the document that
-#: google-api-python-client ships), so a new native state fails a test, not a pass.
-STATE_MAP: dict[str, MachineState] = {
-    "PENDING": MachineState.STARTING,        # flex-start: waiting for capacity
-    "PROVISIONING": MachineState.STARTING,
-    "STAGING": MachineState.STARTING,
-    "RUNNING": MachineState.RUNNING,
-    "PENDING_STOP": MachineState.STOPPED,    # gracefully shutting down
-    "STOPPING": MachineState.STOPPED,        # halting or being deleted
-    "SUSPENDING": MachineState.STOPPED,
-    "SUSPENDED": MachineState.STOPPED,
-    "STOPPED": MachineState.STOPPED,
-    "TERMINATED": MachineState.STOPPED,      # halted (by itself, by us, or pre-empted)
-    "DEPROVISIONING": MachineState.STOPPED,  # halted, resources being released
-    "REPAIRING": MachineState.UNKNOWN,       # may come back: neither count it ended nor live
-}
-
-#: Label holding the processor count, so a listing never has to look machine types up.
-TAG_PROCESSORS = "vcyclectl-processors"
-
-#: Operation / HTTP error codes, by what the reconciler should do about them.
-QUOTA_CODES = frozenset({"QUOTA_EXCEEDED", "quotaExceeded"})
-ZONE_EXHAUSTED_CODES = frozenset({"ZONE_RESOURCE_POOL_EXHAUSTED",
-                                  "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
-                                  "insufficientCapacity", "resourcePoolExhausted"})
-TRANSIENT_CODES = frozenset({"RATE_LIMIT_EXCEEDED", "rateLimitExceeded",
-                             "userRateLimitExceeded", "RESOURCE_NOT_READY", "resourceNotReady",
-                             "INTERNAL_ERROR", "internalError", "backendError",
-                             "SERVICE_UNAVAILABLE", "OPERATION_CANCELED_BY_USER",
-                             "RESOURCE_OPERATION_RATE_EXCEEDED"})
-ALREADY_EXISTS_CODES = frozenset({"RESOURCE_ALREADY_EXISTS", "alreadyExists"})
-NOT_FOUND_CODES = frozenset({"RESOURCE_NOT_FOUND", "notFound"})
-
-PREEMPTED_OPERATION = "compute.instances.preempted"
-#: How far back a preemption operation still explains a vanished SPOT VM. Operations are
-#: kept by GCE for a limited time anyway; an hour covers many missed cron passes.
-PREEMPTION_LOOKBACK_SECONDS = 3600.0
-
-#: uuid5 namespace for `requestId`s: the API accepts only UUIDs there, and a retry of the
-#: same create must send the same id, so it is derived from project, zone and name.
-_REQUEST_NAMESPACE = uuid.UUID("6f1d0f3e-9c2b-5b8a-8e51-7663796c6563")
-
-_DEFAULT_RETRY_AFTER = 5.0
-
-
-class _OperationFailed(Exception):
-    """A zone operation finished with errors; `_translated` decides what that means."""
-
-    def __init__(self, operation: Mapping[str, Any]) -> None:
-        errors = operation.get("error", {}).get("errors", [])
-        self.codes = frozenset(str(e.get("code", "")) for e in errors)
-        self.message = "; ".join(f"{e.get('code')}: {e.get('message', '')}" for e in errors)
-        super().__init__(self.message)
-
-
-class _ZoneExhausted(Exception):
-    """This zone has no capacity for the machine type now; `create` tries the next zone."""
-
-
-@dataclass
-class _Clients:
-    """The REST clients of one thread (their `requests` sessions are not shared)."""
-
-    instances: Any
-    zone_operations: Any
-    global_operations: Any
-    machine_types: Any
-
-
-def _timestamp(text: str | None) -> float | None:
-    """RFC 3339 (`2026-11-25T11:02:03.123-08:00`) to epoch seconds; None if absent."""
-    if not text:
-        return None
-    try:
-        return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+#: An instance or operation as `to_dict` gives it: JSON-like, camelCase keys as in the API.
+Resource = Mapping[str, Any]
 
 
 def _last_segment(url: str | None) -> str:
     return (url or "").rstrip("/").rsplit("/", 1)[-1]
 
 
-def zone_order(name: str, zones: list[str]) -> list[str]:
-    """Zones to try for one machine: a rotation of `zones` chosen by a hash of the name.
-
-    A stable hash spreads machines evenly across zones without any state, and makes a
-    retry of the same create start in the same zone (so its `requestId` matches).
-    """
-    if not zones:
-        return []
-    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(zones)
-    return zones[start:] + zones[:start]
-
-
-def request_id(project: str, zone: str, name: str) -> str:
-    """The idempotency key of one insert: the same machine in the same zone, the same UUID.
-
-    Zone is part of it because a failed insert's operation (an exhausted zone) is what the
-    API would return again for a reused id, even when sent to another zone.
-    """
-    return str(uuid.uuid5(_REQUEST_NAMESPACE, f"{project}/{zone}/{name}"))
-
-
-def resource_url(value: str, collection: str, project: str, scope: str = "global") -> str:
-    """A short name (`default`) as a partial URL; anything with a '/' is kept as written."""
-    if "/" in value:
-        return value
-    return f"projects/{project}/{scope}/{collection}/{value}"
-
-
-def image_url(image: str, project: str) -> str:
-    """`cernvm4` and `family/workers` are this project's; URLs and `projects/...` are kept.
-
-    `projects/cos-cloud/global/images/family/cos-stable` (an image family in another
-    project) and full `https://www.googleapis.com/compute/v1/...` URLs pass unchanged.
-    """
-    if image.startswith(("projects/", "https://", "http://", "global/")):
-        return image
-    return f"projects/{project}/global/images/{image}"
+def _as_dict(message: compute_v1.Instance | compute_v1.Operation) -> dict[str, Any]:
+    """A compute_v1 message as the API's JSON (camelCase keys, enums as names)."""
+    data: dict[str, Any] = type(message).to_dict(message, use_integers_for_enums=False,
+                                                 preserving_proto_field_name=False)
+    return data
 
 
 class GceCloud:
@@ -191,180 +83,25 @@ class GceCloud:
         self._exhausted: set[tuple[str, str]] = set()  # (zone, machine type) this pass
         self._flavors: list[Flavor] | None = None
         self._processors: dict[str, int] = {}
-        self._credentials, self._credentials_source = self._load_credentials()
-        self._read_retry = self._make_read_retry(options.retry_seconds)
+        self._credentials, credentials_source = load_credentials(options, self.project)
+        #: The one error translator of this space: every GCE call runs inside it.
+        self._translated = ErrorTranslator(self.project, credentials_source)
+        self._read_retry = read_retry(options.retry_seconds)
         self._clients()  # the creating thread's clients, so a bad endpoint fails here
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _load_credentials(self) -> tuple[Credentials, str]:
-        """Application Default Credentials, or anonymous for test and private endpoints.
-
-        Returns the credentials and a description of where they came from, for error
-        messages (never the secret itself).
-        """
-        options = self.options
-        if options.credentials == "anonymous":
-            return AnonymousCredentials(), "anonymous credentials"  # type: ignore[no-untyped-call]
-        scopes = ["https://www.googleapis.com/auth/cloud-platform"]
-        if options.credentials_file:
-            return self._service_account(options.credentials_file, scopes), (
-                f"credentials_file {options.credentials_file}")
-        try:
-            creds, _ = google.auth.default(scopes=scopes)
-        except google.auth.exceptions.DefaultCredentialsError as exc:
-            raise Fatal(f"GCE project {self.project}: no usable credentials ({exc}); set "
-                        "credentials_file or GOOGLE_APPLICATION_CREDENTIALS to a service "
-                        "account key, or run on a GCE host with a service account") from exc
-        return creds, "Application Default Credentials"
-
-    def _service_account(self, path: str, scopes: list[str]) -> Credentials:
-        """A service-account key file, read as exactly that (never a generic config).
-
-        `google.auth.load_credentials_from_file` would accept any credential type a file
-        names, including external-account configs that fetch URLs or run programs; a key
-        named in our YAML is only ever a service-account key.
-        """
-        try:
-            with open(path, encoding="utf-8") as handle:
-                info = json.load(handle)
-            if not isinstance(info, dict) or info.get("type") != "service_account":
-                raise ValueError("not a service account key (\"type\": \"service_account\")")
-            from_info = service_account.Credentials.from_service_account_info
-            creds: Credentials = from_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
-        except (OSError, ValueError, KeyError) as exc:
-            raise Fatal(f"GCE project {self.project}: credentials_file {path} is not a usable "
-                        f"service account key: {exc}") from exc
-        return creds
-
-    @staticmethod
-    def _make_read_retry(budget: float) -> Any:
-        """Bounded, backed-off retries for idempotent reads (lists, gets, operation waits).
-
-        The SDK's own default retries 503s on reads for up to ten minutes, which would hold
-        a cron pass (and its space lock) through an outage; ours gives up after `budget`
-        seconds and lets `Transient` tell the reconciler. Writes are never retried here:
-        the reconciler retries them, and `requestId` makes that safe.
-        """
-        if budget <= 0:
-            return None
-        return retries.Retry(
-            initial=0.2, maximum=5.0, multiplier=2.0, timeout=budget,
-            predicate=retries.if_exception_type(
-                gexc.ServiceUnavailable, gexc.InternalServerError, gexc.BadGateway,
-                gexc.GatewayTimeout, gexc.TooManyRequests, gexc.DeadlineExceeded))
-
-    def _clients(self) -> _Clients:
-        clients: _Clients | None = getattr(self._local, "clients", None)
+    def _clients(self) -> Clients:
+        """This thread's clients, made on first use (`requests.Session` is per thread)."""
+        clients: Clients | None = getattr(self._local, "clients", None)
         if clients is None:
-            kwargs: dict[str, Any] = {"credentials": self._credentials, "transport": "rest"}
-            if self.options.api_endpoint:
-                kwargs["client_options"] = ClientOptions(api_endpoint=self.options.api_endpoint)
-            clients = _Clients(
-                instances=compute_v1.InstancesClient(**kwargs),
-                # operation.result() would poll through an internal client that ignores
-                # client_options, so operations are waited for with our own client.
-                zone_operations=compute_v1.ZoneOperationsClient(**kwargs),
-                global_operations=compute_v1.GlobalOperationsClient(**kwargs),
-                machine_types=compute_v1.MachineTypesClient(**kwargs),
-            )
+            clients = make_clients(self._credentials, self.options)
             self._local.clients = clients
         return clients
 
-    @contextmanager
-    def _translated(self, doing: str, *, zone_fallback: bool = False) -> Iterator[None]:
-        """The one place where SDK, HTTP and operation errors become our error types.
-
-        401 and 403 mean the space cannot work until someone fixes credentials or IAM
-        (`Fatal`, naming the project and what to check) - except a 403 whose reason is a
-        quota or rate limit. 429, 5xx, timeouts and connection errors are `Transient` with a
-        retry delay. Operation errors are classified by their code the same way. A zone
-        out of capacity raises `_ZoneExhausted` only where the caller can fall back to
-        another zone (`zone_fallback`, i.e. inserts); anywhere else it is `Transient`.
-        """
-        try:
-            yield
-        except (CloudError, _ZoneExhausted):
-            raise
-        except _OperationFailed as exc:
-            self._raise_for_codes(exc.codes, exc.message, doing, zone_fallback=zone_fallback)
-        except gexc.GoogleAPICallError as exc:
-            self._raise_for_api_error(exc, doing, zone_fallback=zone_fallback)
-        except gexc.RetryError as exc:
-            raise Transient(f"GCE project {self.project}: still failing after retries while "
-                            f"{doing}: {exc.cause or exc}",
-                            retry_after=_DEFAULT_RETRY_AFTER) from exc
-        except (google.auth.exceptions.TransportError, requests.RequestException,
-                TimeoutError, ConnectionError) as exc:
-            raise Transient(f"GCE project {self.project}: network error while {doing}: "
-                            f"{type(exc).__name__}", retry_after=_DEFAULT_RETRY_AFTER) from exc
-        except google.auth.exceptions.GoogleAuthError as exc:
-            # RefreshError (key deleted or disabled), or anonymous credentials asked to
-            # refresh after a 401: either way the credentials are the problem.
-            raise Fatal(f"GCE project {self.project}: {self._credentials_source} could not "
-                        f"authenticate (401) while {doing}: {exc}. Check credentials_file / "
-                        "GOOGLE_APPLICATION_CREDENTIALS and that the service account key is "
-                        "valid and not deleted") from exc
-
-    def _raise_for_api_error(self, exc: gexc.GoogleAPICallError, doing: str, *,
-                             zone_fallback: bool) -> NoReturn:
-        reasons = {str(e.get("reason")) for e in exc.errors if isinstance(e, dict)}
-        if exc.reason:
-            reasons.add(str(exc.reason))
-        status = int(exc.code) if exc.code is not None else None
-        retry_after = _DEFAULT_RETRY_AFTER
-        response = getattr(exc, "response", None)
-        if response is not None:
-            try:
-                retry_after = float(response.headers.get("Retry-After", retry_after))
-            except (TypeError, ValueError):
-                pass
-        if reasons & (QUOTA_CODES | ZONE_EXHAUSTED_CODES | TRANSIENT_CODES):
-            self._raise_for_codes(frozenset(reasons), exc.message, doing,
-                                  zone_fallback=zone_fallback, retry_after=retry_after)
-        if status == 401:
-            raise Fatal(f"GCE project {self.project}: {self._credentials_source} rejected "
-                        f"(401) while {doing}: {exc.message}. Check credentials_file / "
-                        "GOOGLE_APPLICATION_CREDENTIALS: the key may be revoked, expired or "
-                        "for another account") from exc
-        if status == 403:
-            raise Fatal(f"GCE project {self.project}: permission denied (403) while {doing}: "
-                        f"{exc.message}. Check that the project id is right, that the Compute "
-                        f"Engine API is enabled in it, and that {self._credentials_source} "
-                        "belongs to a principal with roles/compute.instanceAdmin.v1 on the "
-                        "project (and roles/iam.serviceAccountUser on the VMs' service "
-                        "account)") from exc
-        if status == 429 or (status is not None and status >= 500) or isinstance(
-                exc, (gexc.DeadlineExceeded, gexc.RetryError)):
-            raise Transient(f"GCE project {self.project}: {status or 'timeout'} while "
-                            f"{doing}: {exc.message}", retry_after=retry_after) from exc
-        if status == 409:
-            raise Transient(f"GCE project {self.project}: conflict while {doing}: "
-                            f"{exc.message}", retry_after=retry_after) from exc
-        raise Fatal(f"GCE project {self.project}: the API refused {doing} ({status}): "
-                    f"{exc.message}. Check the gce: block (image, network, machine types, "
-                    "zones)") from exc
-
-    def _raise_for_codes(self, codes: frozenset[str], message: str, doing: str, *,
-                         zone_fallback: bool, retry_after: float = _DEFAULT_RETRY_AFTER
-                         ) -> NoReturn:
-        if codes & QUOTA_CODES:
-            raise QuotaExceeded(f"GCE project {self.project}: quota exceeded while {doing}: "
-                                f"{message}")
-        if codes & ZONE_EXHAUSTED_CODES and zone_fallback:
-            raise _ZoneExhausted(message)
-        if codes & (TRANSIENT_CODES | ZONE_EXHAUSTED_CODES):
-            raise Transient(f"GCE project {self.project}: {doing}: {message}",
-                            retry_after=retry_after)
-        raise Fatal(f"GCE project {self.project}: {doing} failed: {message}")
-
     # -- listing ----------------------------------------------------------------------
 
-    def _label_filter(self) -> str:
-        return (f'(labels.{TAG_SPACE} = "{label_value(self.context.space)}") '
-                f'(labels.{TAG_STATE_ID} = "{label_value(self.context.state_id)}")')
-
-    def _is_ours(self, instance: Mapping[str, Any]) -> bool:
+    def _is_ours(self, instance: Resource) -> bool:
         """Checked again client-side: acting on someone else's VM is the one unforgivable bug."""
         labels: Mapping[str, str] = instance.get("labels", {})
         return bool(labels.get(TAG_SPACE) == label_value(self.context.space)
@@ -380,40 +117,25 @@ class GceCloud:
         """
         clients = self._clients()
         request = compute_v1.AggregatedListInstancesRequest(
-            project=self.project, filter=self._label_filter(),
+            project=self.project,
+            filter=requests.label_filter(self.context.space, self.context.state_id),
             max_results=self.options.page_size)
         instances: list[dict[str, Any]] = []
         with self._translated("listing instances"):
             pager = clients.instances.aggregated_list(
                 request=request, retry=self._read_retry,
                 timeout=self.options.request_timeout_seconds)
-            for scoped in self._complete_scopes(pager):
-                for instance in scoped.instances:
-                    instances.append(compute_v1.Instance.to_dict(
-                        instance, use_integers_for_enums=False,
-                        preserving_proto_field_name=False))
+            for scoped in requests.complete_scopes(pager, self.project):
+                instances.extend(_as_dict(instance) for instance in scoped.instances)
         ours = [i for i in instances if self._is_ours(i)]
         preempted: dict[str, dict[str, Any]] = {}
-        if self._uses_spot() or any(_is_spot(i) for i in ours):
+        if self._uses_spot() or any(is_spot(i) for i in ours):
             preempted = self._preemptions()
         machines = [self._to_machine(i, i.get("id", "") in preempted) for i in ours]
         listed = {m.id for m in machines}
         machines.extend(self._vanished_preempted(op) for key, op in preempted.items()
-                        if key not in listed and self._recent(op))
+                        if key not in listed and is_recent_preemption(op))
         return machines
-
-    def _complete_scopes(self, pager: Any) -> Iterator[Any]:
-        """Every zone's part of every page of an aggregated list, or `IncompleteListing` as
-        soon as GCE says a page or a zone could not be reached: never a partial view."""
-        for page in pager.pages:
-            if list(page.unreachables):
-                raise IncompleteListing(f"GCE project {self.project}: unreachable: "
-                                        f"{', '.join(page.unreachables)}")
-            for scope, scoped in page.items.items():
-                if scoped.warning.code == "UNREACHABLE":
-                    raise IncompleteListing(f"GCE project {self.project}: {scope} "
-                                            f"unreachable: {scoped.warning.message}")
-                yield scoped
 
     def _uses_spot(self) -> bool:
         return self.options.spot or any(getattr(o, "spot", False)
@@ -432,28 +154,21 @@ class GceCloud:
         """
         clients = self._clients()
         request = compute_v1.AggregatedListGlobalOperationsRequest(
-            project=self.project, filter=f'(operationType = "{PREEMPTED_OPERATION}")',
+            project=self.project, filter=requests.PREEMPTION_FILTER,
             max_results=self.options.page_size)
         found: dict[str, dict[str, Any]] = {}
         with self._translated("listing preemption operations"):
             pager = clients.global_operations.aggregated_list(
                 request=request, retry=self._read_retry,
                 timeout=self.options.request_timeout_seconds)
-            for scoped in self._complete_scopes(pager):
+            for scoped in requests.complete_scopes(pager, self.project):
                 for op in scoped.operations:
-                    data = compute_v1.Operation.to_dict(
-                        op, use_integers_for_enums=False,
-                        preserving_proto_field_name=False)
+                    data = _as_dict(op)
                     if data.get("operationType") == PREEMPTED_OPERATION:
                         found[str(data.get("targetId", ""))] = data
         return found
 
-    @staticmethod
-    def _recent(operation: Mapping[str, Any]) -> bool:
-        started = _timestamp(operation.get("insertTime"))
-        return started is not None and time.time() - started < PREEMPTION_LOOKBACK_SECONDS
-
-    def _vanished_preempted(self, operation: Mapping[str, Any]) -> CloudMachine:
+    def _vanished_preempted(self, operation: Resource) -> CloudMachine:
         """A SPOT VM that GCE pre-empted and deleted: reported GONE so its end is recorded.
 
         The operation carries no labels, so machinetype is unknown here (empty): the
@@ -464,14 +179,13 @@ class GceCloud:
             id=str(operation.get("targetId", "")),
             name=_last_segment(operation.get("targetLink")),
             space=self.context.space, machinetype="", state=MachineState.GONE,
-            processors=0, stopped_at=_timestamp(operation.get("insertTime")),
+            processors=0, stopped_at=timestamp(operation.get("insertTime")),
             zone=_last_segment(operation.get("zone")) or None, spot=True, preempted=True,
             state_reason="pre-empted and deleted by GCE", raw=dict(operation))
 
-    def _to_machine(self, instance: Mapping[str, Any], preempted: bool) -> CloudMachine:
+    def _to_machine(self, instance: Resource, preempted: bool) -> CloudMachine:
         """The one place a GCE instance becomes a `CloudMachine`; the payload stays in raw."""
         labels = instance.get("labels", {})
-        status = str(instance.get("status", ""))
         flavor = _last_segment(instance.get("machineType"))
         addresses: list[str] = []
         for nic in instance.get("networkInterfaces", []):
@@ -487,15 +201,15 @@ class GceCloud:
             name=str(instance.get("name", "")),
             space=self.context.space,
             machinetype=self._machinetype_of(labels),
-            state=STATE_MAP.get(status, MachineState.UNKNOWN),
+            state=machine_state(instance),
             processors=self._processors_of(labels, flavor),
-            created_at=_timestamp(instance.get("creationTimestamp")),
-            started_at=_timestamp(instance.get("lastStartTimestamp")),
-            stopped_at=_timestamp(instance.get("lastStopTimestamp")),
+            created_at=timestamp(instance.get("creationTimestamp")),
+            started_at=timestamp(instance.get("lastStartTimestamp")),
+            stopped_at=timestamp(instance.get("lastStopTimestamp")),
             flavor=flavor or None,
             zone=_last_segment(instance.get("zone")) or None,
             addresses=tuple(addresses),
-            spot=_is_spot(instance),
+            spot=is_spot(instance),
             preempted=preempted,
             state_reason=reason,
             raw=dict(instance),
@@ -510,7 +224,7 @@ class GceCloud:
         return encoded
 
     def _processors_of(self, labels: Mapping[str, str], machine_type: str) -> int:
-        value = labels.get(TAG_PROCESSORS, "")
+        value = labels.get(requests.TAG_PROCESSORS, "")
         if value.isdigit():
             return int(value)
         return self._machine_type_processors(machine_type)
@@ -555,13 +269,13 @@ class GceCloud:
             raise Fatal(f"space {spec.space}, machinetype {spec.machinetype}: no image "
                         "(set image on the machinetype or in the gce: block)")
         last = ""
-        for zone in zone_order(spec.name, options.zones):
+        for zone in requests.zone_order(spec.name, options.zones):
             with self._lock:
                 if (zone, spec.flavor.name) in self._exhausted:
                     continue
             try:
                 return self._create_in_zone(spec, options, image, zone)
-            except _ZoneExhausted as exc:
+            except ZoneExhausted as exc:
                 last = str(exc)
                 with self._lock:
                     self._exhausted.add((zone, spec.flavor.name))
@@ -572,18 +286,18 @@ class GceCloud:
     def _create_in_zone(self, spec: MachineSpec, options: GceOptions, image: str,
                         zone: str) -> CloudMachine:
         clients = self._clients()
-        body = self._instance_body(spec, options, image, zone)
+        body = requests.instance_body(spec, options, image, zone, self.project)
         with self._translated(f"creating {spec.name} in {zone}", zone_fallback=True):
             try:
                 operation = clients.instances.insert_unary(
                     request=compute_v1.InsertInstanceRequest(
                         project=self.project, zone=zone, instance_resource=body,
-                        request_id=request_id(self.project, zone, spec.name)),
+                        request_id=requests.request_id(self.project, zone, spec.name)),
                     timeout=options.request_timeout_seconds)
                 done = self._wait(operation, zone, options)
             except gexc.Conflict:
                 return self._get_machine(zone, spec.name)
-            except _OperationFailed as failed:
+            except OperationFailed as failed:
                 if failed.codes & ALREADY_EXISTS_CODES:
                     return self._get_machine(zone, spec.name)
                 raise
@@ -597,69 +311,18 @@ class GceCloud:
         found = self._clients().instances.get(project=self.project, zone=zone, instance=name,
                                               retry=self._read_retry,
                                               timeout=self.options.request_timeout_seconds)
-        instance = compute_v1.Instance.to_dict(found, use_integers_for_enums=False,
-                                               preserving_proto_field_name=False)
+        instance = _as_dict(found)
         if not self._is_ours(instance):
             raise Fatal(f"GCE project {self.project}: an instance named {name} already "
                         f"exists in {zone} and is not this space's")
         return self._to_machine(instance, False)
 
-    def _instance_body(self, spec: MachineSpec, options: GceOptions, image: str,
-                       zone: str) -> Any:
-        """The `Instance` resource to insert: labels, user-data, disk, network, scheduling."""
-        region = zone.rsplit("-", 1)[0]
-        labels = dict(options.labels)
-        labels.update({
-            TAG_SPACE: label_value(spec.space),
-            TAG_MACHINETYPE: label_value(spec.machinetype),
-            TAG_STATE_ID: label_value(spec.state_id),
-            TAG_PROCESSORS: str(spec.processors),
-        })
-        items = [compute_v1.Items(key=k, value=v) for k, v in spec.metadata.items()
-                 if k != "user-data"]
-        # cloud-init's GCE datasource reads the `user-data` metadata key.
-        items.append(compute_v1.Items(key="user-data", value=spec.user_data))
-        nic = compute_v1.NetworkInterface(
-            network=resource_url(options.network, "networks", self.project))
-        if options.subnetwork:
-            nic.subnetwork = resource_url(options.subnetwork, "subnetworks", self.project,
-                                          f"regions/{region}")
-        if options.external_ip:
-            nic.access_configs = [compute_v1.AccessConfig(name="External NAT",
-                                                          type_="ONE_TO_ONE_NAT")]
-        if options.spot:
-            scheduling = compute_v1.Scheduling(
-                provisioning_model="SPOT",
-                instance_termination_action=options.instance_termination_action,
-                automatic_restart=False, on_host_maintenance="TERMINATE")
-        else:
-            scheduling = compute_v1.Scheduling(provisioning_model="STANDARD")
-        instance = compute_v1.Instance(
-            name=spec.name,
-            machine_type=f"zones/{zone}/machineTypes/{spec.flavor.name}",
-            labels=labels,
-            metadata=compute_v1.Metadata(items=items),
-            disks=[compute_v1.AttachedDisk(
-                boot=True, auto_delete=True, type_="PERSISTENT",
-                initialize_params=compute_v1.AttachedDiskInitializeParams(
-                    source_image=image_url(image, self.project),
-                    disk_size_gb=options.disk_size_gb,
-                    disk_type=f"zones/{zone}/diskTypes/{options.disk_type}"))],
-            network_interfaces=[nic],
-            scheduling=scheduling,
-        )
-        if options.service_account:
-            instance.service_accounts = [compute_v1.ServiceAccount(
-                email=options.service_account, scopes=list(options.scopes))]
-        if options.network_tags:
-            instance.tags = compute_v1.Tags(items=list(options.network_tags))
-        return instance
-
-    def _wait(self, operation: Any, zone: str, options: GceOptions) -> dict[str, Any]:
+    def _wait(self, operation: compute_v1.Operation, zone: str, options: GceOptions
+              ) -> dict[str, Any]:
         """Wait for a zone operation with `zoneOperations.wait` and return it when DONE.
 
         `wait` blocks server-side (up to about two minutes per call), so this costs one call
-        per couple of minutes rather than a poll loop. Errors raise `_OperationFailed`.
+        per couple of minutes rather than a poll loop. Errors raise `OperationFailed`.
         """
         deadline = time.monotonic() + options.operation_timeout_seconds
         clients = self._clients()
@@ -669,14 +332,13 @@ class GceCloud:
                 raise Transient(f"GCE project {self.project}: operation {operation.name} in "
                                 f"{zone} still running after "
                                 f"{options.operation_timeout_seconds:.0f}s",
-                                retry_after=_DEFAULT_RETRY_AFTER)
+                                retry_after=DEFAULT_RETRY_AFTER)
             operation = clients.zone_operations.wait(
                 project=self.project, zone=zone, operation=operation.name,
                 retry=self._read_retry, timeout=min(remaining, 150.0))
-        data: dict[str, Any] = compute_v1.Operation.to_dict(
-            operation, use_integers_for_enums=False, preserving_proto_field_name=False)
+        data = _as_dict(operation)
         if data.get("error", {}).get("errors"):
-            raise _OperationFailed(data)
+            raise OperationFailed(data)
         return data
 
     # -- delete -----------------------------------------------------------------------
@@ -694,14 +356,13 @@ class GceCloud:
                     operation = clients.instances.delete_unary(
                         request=compute_v1.DeleteInstanceRequest(
                             project=self.project, zone=zone, instance=machine.name,
-                            request_id=str(uuid.uuid5(_REQUEST_NAMESPACE,
-                                                      f"delete/{self.project}/{zone}/"
-                                                      f"{machine.name}/{machine.id}"))),
+                            request_id=requests.delete_request_id(
+                                self.project, zone, machine.name, machine.id)),
                         timeout=options.request_timeout_seconds)
                     self._wait(operation, zone, options)
                 except gexc.NotFound:
                     continue
-                except _OperationFailed as failed:
+                except OperationFailed as failed:
                     if not failed.codes & NOT_FOUND_CODES:
                         raise
             return
@@ -737,7 +398,3 @@ class GceCloud:
                 self._processors[flavor.name] = flavor.processors
         return list(found)
 
-
-def _is_spot(instance: Mapping[str, Any]) -> bool:
-    scheduling = instance.get("scheduling", {})
-    return bool(scheduling.get("provisioningModel") == "SPOT" or scheduling.get("preemptible"))

@@ -96,6 +96,24 @@ class GceOptions:
         found: list[tuple[str, str]] = []
         if not self.project:
             found.append(("project", "is required (the GCE project id)"))
+        found.extend(self._zone_problems())
+        if len(set(self.machine_types)) != len(self.machine_types):
+            found.append(("machine_types", "lists a machine type twice"))
+        for name in self.price_per_hour:
+            if self.machine_types and name not in self.machine_types:
+                found.append(("price_per_hour", f"{name!r} is not in machine_types"))
+        found.extend(self._label_problems())
+        found.extend(self._credential_problems())
+        if (self.instance_termination_action != "DELETE"
+                and self.provisioning_model == "STANDARD"):
+            found.append(("instance_termination_action",
+                          "applies to provisioning_model: SPOT only"))
+        if self.api_endpoint and not re.match(r"https?://", self.api_endpoint):
+            found.append(("api_endpoint", "must start with http:// or https://"))
+        return found
+
+    def _zone_problems(self) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
         if not self.zones:
             found.append(("zones", "name at least one zone (e.g. [europe-west4-a])"))
         for zone in self.zones:
@@ -103,11 +121,10 @@ class GceOptions:
                 found.append(("zones", f"{zone!r} is not a zone name (e.g. europe-west4-a)"))
         if len(set(self.zones)) != len(self.zones):
             found.append(("zones", "lists a zone twice"))
-        if len(set(self.machine_types)) != len(self.machine_types):
-            found.append(("machine_types", "lists a machine type twice"))
-        for name in self.price_per_hour:
-            if self.machine_types and name not in self.machine_types:
-                found.append(("price_per_hour", f"{name!r} is not in machine_types"))
+        return found
+
+    def _label_problems(self) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
         for key, value in self.labels.items():
             if key in RESERVED_LABEL_KEYS:
                 found.append(("labels", f"label {key!r} is set by vcyclectl itself"))
@@ -119,16 +136,14 @@ class GceOptions:
                                         "label value ([a-z0-9_-], at most 63)"))
         if len(self.labels) > 64 - len(RESERVED_LABEL_KEYS):
             found.append(("labels", "GCE allows 64 labels per instance, 4 are vcyclectl's"))
+        return found
+
+    def _credential_problems(self) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
         if self.credentials == "anonymous" and not self.api_endpoint:
             found.append(("credentials", "anonymous credentials only make sense with "
                                          "api_endpoint (a test server or private endpoint)"))
         if self.credentials == "anonymous" and self.credentials_file:
             found.append(("credentials_file", "give either credentials: anonymous or a "
                                               "credentials_file, not both"))
-        if (self.instance_termination_action != "DELETE"
-                and self.provisioning_model == "STANDARD"):
-            found.append(("instance_termination_action",
-                          "applies to provisioning_model: SPOT only"))
-        if self.api_endpoint and not re.match(r"https?://", self.api_endpoint):
-            found.append(("api_endpoint", "must start with http:// or https://"))
         return found

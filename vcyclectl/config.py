@@ -253,6 +253,12 @@ def _check_machinetype_keys(node: Located, prefix: str) -> None:
 def _space(name: str, node: Located, top_defaults: Located,
            state_dir: Path | None = None) -> Space:
     prefix = f"spaces.{name}."
+    if "cloud" not in node:
+        # No silent default: a space that forgot `cloud:` once ran on the simulated local
+        # cloud, and its operator saw "created 8" while nothing was created anywhere real.
+        raise ConfigError(f"a space must say which cloud it is on: cloud: "
+                          f"{' | '.join(CLOUDS)}", file=node.origin.file,
+                          line=node.origin.line, key=prefix + "cloud")
     settings = schema.from_mapping(SpaceSettings, node, prefix=prefix, ignore=_SPACE_SPECIAL)
     for other in CLOUDS:
         if other != settings.cloud and other in node:

@@ -456,10 +456,11 @@ def finished_entry(rec: MachineRecord, now: float, action: Action) -> dict[str, 
     }
 
 
-#: A listing that shows none of at least this many machines the cloud had confirmed is
-#: treated as a broken view (wrong endpoint, tags, region or a cloud-side bug), not as a
-#: fleet that vanished, unless the operator says otherwise.
-EMPTY_LISTING_GUARD = 10
+#: A listing that shows none of the machines the cloud had confirmed (even one) is treated
+#: as a broken view (wrong endpoint, tags, region, state id, or a cloud-side bug), not as a
+#: fleet that vanished, unless the operator says otherwise: a small fleet is leaked as
+#: surely as a large one, and a fleet that really vanished costs one command to confirm.
+EMPTY_LISTING_GUARD = 1
 
 
 def vanished_fleet(observed: Observed) -> int:
@@ -512,7 +513,7 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
                 "created": result.created, "deleted": result.deleted, "adopted": result.adopted,
                 "forgotten": result.forgotten, "failed_calls": result.failed_calls,
                 "seconds": round(time.monotonic() - started, 3), "notes": list(plan.notes),
-                "host": socket.gethostname()})
+                "host": socket.gethostname(), "state_id": state_id})
         return result
     except LockTimeout as exc:
         result.outcome, result.reason = "timeout", str(exc)

@@ -57,6 +57,7 @@ class StateDir:
         """The state directory's id; created (once, race-free across hosts) when asked."""
         info = read_json(self.format_file)
         if info is None:
+            self.refuse_new_identity_over_records()
             if not create:
                 raise StateError(f"{self.root} is not a vcyclectl state directory yet "
                                  "(run `vcyclectl reconcile` once to create it)")
@@ -69,6 +70,47 @@ class StateDir:
             raise StateError(f"{self.format_file}: format_version {version!r} is newer than this "
                              f"vcyclectl understands ({FORMAT_VERSION}); upgrade vcyclectl")
         return str(info["id"])
+
+    def spaces_with_records(self) -> list[str]:
+        """Spaces whose records journal still names live machines."""
+        try:
+            entries = sorted(os.scandir(self.root / "spaces"), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [e.name for e in entries
+                if e.is_dir() and self.space(e.name).records()]
+
+    def recorded_id(self) -> tuple[str, str] | None:
+        """(the state id, the file it was read from) as the last passes recorded it."""
+        for name in self.spaces_with_records():
+            last = self.space(name).last_pass() or {}
+            if isinstance(last.get("state_id"), str):
+                return last["state_id"], str(self.space(name).last_pass_file)
+        return None
+
+    def refuse_new_identity_over_records(self) -> None:
+        """A missing or unreadable format.json next to machine records is a lost identity,
+        not a fresh directory: a new id would make every machine tagged with the old one
+        invisible to the listing, never deleted again, and the fleet would be created twice.
+        """
+        spaces = self.spaces_with_records()
+        if not spaces:
+            return
+        found = self.recorded_id()
+        if found is not None:
+            old_id, source = found
+            how = (f"the old id is {old_id} (from {source}); recreate it with: "
+                   f"echo '{{\"format_version\": {FORMAT_VERSION}, \"id\": \"{old_id}\"}}' "
+                   f"> {self.format_file}")
+        else:
+            how = (f"recreate it with {{\"format_version\": {FORMAT_VERSION}, \"id\": \"ID\"}} "
+                   "where ID is the vcyclectl-state-id tag (label, metadata) the space's "
+                   "machines carry on the cloud")
+        raise StateError(
+            f"{self.format_file} is missing or unreadable, but {self.root / 'spaces'} holds "
+            f"machine records ({', '.join(spaces)}); refusing to make a new state id, which "
+            "would orphan every machine tagged with the old one. Restore format.json from a "
+            f"backup, or {how}")
 
     def _create(self) -> None:
         import uuid

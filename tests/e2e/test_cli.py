@@ -227,6 +227,35 @@ def test_a_listing_that_lost_the_whole_fleet_is_not_trusted(vc: VC, cfg: Path,
     assert run.code == 0 and "forgot 12" in run.err and "created 12" in run.err
 
 
+def test_a_small_fleet_missing_from_the_listing_is_not_trusted_either(vc: VC, cfg: Path) -> None:
+    """The guard once needed 10 machines: a fleet of 2 vanished silently (issue 22)."""
+    assert vc("--config", cfg, "reconcile", "beta.local").code == 0
+    assert vc("--config", cfg, "reconcile", "beta.local").code == 0  # records now confirmed
+    (cfg.parent / "state" / "local" / "beta.local" / "machines.jsonl").unlink()
+    run = vc("--config", cfg, "reconcile", "beta.local")
+    assert run.code == 1 and "lists none of the 2 machines" in run.err
+    assert len(vc("--config", cfg, "list", "-o", "names").out.split()) == 2
+
+
+def test_a_lost_format_json_is_refused_not_replaced(vc: VC, cfg: Path) -> None:
+    """`rm STATE/format.json` once made a new state id: the old fleet (tagged with the old
+    id) was never seen again and a second one was created beside it (issue 22)."""
+    state = cfg.parent / "state"
+    assert vc("--config", cfg, "reconcile").code == 0
+    old_id = json.loads((state / "format.json").read_text())["id"]
+    (state / "format.json").unlink()
+    for args in (("reconcile",), ("plan",)):
+        run = vc("--config", cfg, *args)
+        assert run.code == 1, run.err
+        assert "refusing to make a new state id" in run.err and old_id in run.err
+    assert not (state / "format.json").exists()
+    local = (state / "local" / "alpha.local" / "machines.jsonl").read_text().splitlines()
+    assert len(local) == 8  # nothing created beside the old fleet
+    (state / "format.json").write_text(json.dumps({"format_version": 1, "id": old_id}))
+    run = vc("--config", cfg, "reconcile")  # restored as the message says: all is well
+    assert run.code == 0 and "created 0" in run.err and "forgot 0" in run.err
+
+
 def test_doctor_checks_each_space_against_its_cloud(vc: VC, cfg: Path,
                                                      write_config: Callable[..., Path]) -> None:
     vc("--config", cfg, "reconcile")

@@ -74,7 +74,9 @@ def plan(
     config = app.config()
     selected = config.select(spaces)
     state = StateDir(config.state_dir)
-    state_id = state.open(create=False) if state.exists() else "new"
+    # A lost format.json beside machine records is refused here too (StateDir.open).
+    state_id = state.open(create=False) if state.exists() or state.spaces_with_records() \
+        else "new"
     results = [reconcile_space(config, s, state_id, dry_run=True) for s in selected]
     fmt = app.fmt(output)
     if fmt == "json":

@@ -44,6 +44,10 @@ DEFAULT_MAX_MACHINE_BYTES = 16 * MIB
 DEFAULT_MAX_MACHINE_FILES = 64
 DEFAULT_KEEP_SECONDS = 24 * 3600.0
 _READ_CHUNK = 64 * 1024
+#: The file whose first line is a machine's shutdown message (Vac convention).
+SHUTDOWN_MESSAGE = "shutdown_message"
+#: What is kept of a heartbeat or shutdown message: always accepted, so always small.
+REPORT_BYTES = 4096
 _SPACE = re.compile(SPACE_NAME)
 _TOKEN = re.compile(r"[0-9a-f]{64}")
 
@@ -202,6 +206,10 @@ class FeedbackApp:
     def put_output(self, environ: Mapping[str, Any], store: SpaceState, rec: MachineRecord,
                    filename: str) -> Reply:
         name = rec.name
+        mt = self.config.spaces[store.name].machinetypes.get(rec.machinetype)
+        heartbeat = mt is not None and filename == mt.heartbeat_name
+        if heartbeat or filename == SHUTDOWN_MESSAGE:
+            return self.put_report(environ, store, name, filename, heartbeat=heartbeat)
         limit = self.limits.max_upload_bytes
         declared = str(environ.get("CONTENT_LENGTH") or "")
         if declared:
@@ -221,10 +229,22 @@ class FeedbackApp:
             return _text(413, f"over this machine's quota of {self.limits.max_machine_files} "
                               "files")
         ensure_dir(folder)
+        write_atomic(folder / filename, body)
+        return Reply(204)
+
+    def put_report(self, environ: Mapping[str, Any], store: SpaceState, name: str,
+                   filename: str, *, heartbeat: bool) -> Reply:
+        """The heartbeat and `shutdown_message` are always accepted, whatever the machine's
+        quota and whatever length is declared: refusing them once got a VM that had filled
+        its quota killed for a "missing" heartbeat, with its real shutdown reason lost. They
+        are small and bounded (the first `REPORT_BYTES` are kept; only the heartbeat's mtime
+        and the message's first line are ever read) and replace the previous value, so a
+        machine can exceed its quota by at most two such files."""
+        body = read_bounded(environ["wsgi.input"], REPORT_BYTES)
+        folder = store.machine_outputs_dir(name)
+        ensure_dir(folder)
         # A heartbeat lost in a crash only looks stale; an fsync per heartbeat would set the
-        # service's tail latency. Everything else a VM sends is kept durably.
-        mt = self.config.spaces[store.name].machinetypes.get(rec.machinetype)
-        heartbeat = mt is not None and filename == mt.heartbeat_name
+        # service's tail latency. A shutdown message is kept durably.
         write_atomic(folder / filename, body, durable=not heartbeat)
         return Reply(204)
 

@@ -364,6 +364,41 @@ def test_hostile_requests_are_refused_and_write_nothing(tmp_path: Path,
     assert ta not in logged and tb not in logged
 
 
+def test_heartbeat_and_shutdown_message_are_accepted_at_the_quota(tmp_path: Path,
+                                                                  serve_factory: Any) -> None:
+    """A VM that filled its quota once got 413 for its heartbeat and its shutdown message,
+    was killed for a missing heartbeat and its shutdown reason was lost (issue 22)."""
+    port = free_port()
+    config = write_config(tmp_path, port, """\
+      lhcb:
+        processors_limit: 1
+        heartbeat_file: alive
+""")
+    cli(config, "reconcile")
+    (a,) = names(config)
+    token = tokens.machine_token(tmp_path / "state", a)
+    server: Serve = serve_factory(config, port, "--max-upload-bytes", "2048",
+                                  "--max-machine-bytes", "3000", "--max-machine-files", "2")
+
+    def put(leaf: str, body: bytes) -> int:
+        return server.request("PUT", url(a, "joboutputs", leaf), body, token)[0]
+
+    assert put("log1", b"1" * 1500) == 204
+    assert put("log2", b"2" * 1400) == 204
+    assert put("log3", b"3") == 413  # the quota is full: files and bytes
+    assert put("heartbeat", b"x") == 413  # not this machinetype's heartbeat file
+    for _ in range(3):  # replaced each time, never counted against the quota
+        assert put("alive", b"%f\n" % time.time()) == 204
+    long_message = (MSG_NO_WORK + "\n").encode() + b"z" * 10000  # over --max-upload-bytes
+    assert put("shutdown_message", long_message) == 204
+    folder = outputs_dir(tmp_path, a)
+    assert (folder / "shutdown_message").read_bytes() == long_message[:4096]
+    assert sorted(p.name for p in folder.iterdir()) == ["alive", "log1", "log2",
+                                                        "shutdown_message"]
+    shown = json.loads(cli(config, "inspect", a, "-o", "json").stdout)
+    assert MSG_NO_WORK in json.dumps(shown)
+
+
 def endless_chunked_status(port: int, path: str, token: str) -> int:
     """Send chunks without end (bounded here at 8 MiB) while reading the answer."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -128,6 +128,9 @@ class Config:
     spaces: dict[str, Space]
     feedback_url: str | None = None
     joboutputs_keep_seconds: float = 86400.0
+    #: How far this host's clock may disagree with the state directory's filesystem (the
+    #: mtime it stamps) before time-based deletions are withheld (docs/state.md).
+    max_clock_skew_seconds: float = 60.0
     files: tuple[str, ...] = ()
     communities: dict[str, Community] = field(default_factory=dict)
     budgets: dict[str, Budget] = field(default_factory=dict)
@@ -157,6 +160,7 @@ class _TopLevel:
     feedback_url: str | None = field(default=None, metadata={
         "pattern": r"https?://[^\s]+", "pattern_doc": "an http:// or https:// URL"})
     joboutputs_keep_seconds: float = field(default=86400.0, metadata={"min": 0})
+    max_clock_skew_seconds: float = field(default=60.0, metadata={"min": 0})
 
 
 _MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options"}
@@ -208,6 +212,7 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
         spaces=spaces,
         feedback_url=top.feedback_url,
         joboutputs_keep_seconds=top.joboutputs_keep_seconds,
+        max_clock_skew_seconds=top.max_clock_skew_seconds,
         files=files,
         **_policy(data, spaces),
     )
@@ -369,6 +374,7 @@ def display(config: Config) -> dict[str, Any]:
     if config.feedback_url:
         result["feedback_url"] = config.feedback_url
     result["joboutputs_keep_seconds"] = config.joboutputs_keep_seconds
+    result["max_clock_skew_seconds"] = config.max_clock_skew_seconds
     result["spaces"] = spaces
     if config.communities:
         result["communities"] = {n: _shown(c) for n, c in config.communities.items()}

@@ -91,6 +91,11 @@ class Observation:
     #: The provisioning policy (communities, campaigns, budgets; `vcyclectl.policy`);
     #: None, the default, plans exactly as without one.
     policy: SpacePolicy | None = None
+    #: Why this host's clock is not to be trusted for this pass (it disagrees with the
+    #: state directory's filesystem beyond `max_clock_skew_seconds`); when set, deletions
+    #: for time-based reasons (wallclock, heartbeat, starting too long, drain shutdown
+    #: time) are withheld, since every age would be off by the skew. Empty: trusted.
+    clock_untrusted: str = ""
 
 
 def message_code(message: str | None) -> int | None:
@@ -323,6 +328,9 @@ class _Planner:
         self.delete(s, _ENDED, reason, message, abort=abort)
 
     def end_if_unhealthy(self, s: _Seen, mt: Machinetype) -> None:
+        if self.obs.clock_untrusted:
+            self.notes.append(f"time-based deletions withheld: {self.obs.clock_untrusted}")
+            return
         age = self.now - s.created_at
         drains = self.obs.drains
         mark = (drains.for_machine(s.name, s.machinetype)

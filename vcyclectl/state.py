@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from vcyclectl import __version__
 from vcyclectl.errors import StateError, UsageError
@@ -129,6 +129,35 @@ class StateDir:
             pass
         finally:
             tmp.unlink(missing_ok=True)
+
+    def clock_skew(self, clock: Callable[[], float] = time.time) -> float:
+        """Seconds this host's clock is ahead of the state directory's filesystem (negative:
+        behind), 0 when they agree to within the probe's own duration.
+
+        Hosts share times through this directory (heartbeat mtimes, records' created_at), so
+        a host whose clock is off judges every machine's age wrongly. The probe creates a
+        file and reads the mtime the filesystem stamped on it (on NFS the server's clock),
+        then removes it; nothing is left behind.
+        """
+        import uuid
+
+        probe = self.root / f".clock.{uuid.uuid4().hex}.tmp"
+        before = clock()
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"clock probe\n")
+        finally:
+            os.close(fd)
+        try:
+            stamped = probe.stat().st_mtime
+        finally:
+            after = clock()
+            probe.unlink(missing_ok=True)
+        if stamped < before:
+            return before - stamped
+        if stamped > after:
+            return after - stamped
+        return 0.0
 
     def space(self, name: str) -> "SpaceState":
         return SpaceState(self.root / "spaces" / name, name)

@@ -228,6 +228,35 @@ def test_a_listing_that_lost_the_whole_fleet_is_not_trusted(vc: VC, cfg: Path,
     assert run.code == 0 and "forgot 12" in run.err and "created 12" in run.err
 
 
+def test_a_small_fleet_missing_from_the_listing_is_not_trusted_either(vc: VC, cfg: Path) -> None:
+    """The guard once needed 10 machines: a fleet of 2 vanished silently (issue 22)."""
+    assert vc("--config", cfg, "reconcile", "beta.local").code == 0
+    assert vc("--config", cfg, "reconcile", "beta.local").code == 0  # records now confirmed
+    (cfg.parent / "state" / "local" / "beta.local" / "machines.jsonl").unlink()
+    run = vc("--config", cfg, "reconcile", "beta.local")
+    assert run.code == 1 and "lists none of the 2 machines" in run.err
+    assert len(vc("--config", cfg, "list", "-o", "names").out.split()) == 2
+
+
+def test_a_lost_format_json_is_refused_not_replaced(vc: VC, cfg: Path) -> None:
+    """`rm STATE/format.json` once made a new state id: the old fleet (tagged with the old
+    id) was never seen again and a second one was created beside it (issue 22)."""
+    state = cfg.parent / "state"
+    assert vc("--config", cfg, "reconcile").code == 0
+    old_id = json.loads((state / "format.json").read_text())["id"]
+    (state / "format.json").unlink()
+    for args in (("reconcile",), ("plan",)):
+        run = vc("--config", cfg, *args)
+        assert run.code == 1, run.err
+        assert "refusing to make a new state id" in run.err and old_id in run.err
+    assert not (state / "format.json").exists()
+    local = (state / "local" / "alpha.local" / "machines.jsonl").read_text().splitlines()
+    assert len(local) == 8  # nothing created beside the old fleet
+    (state / "format.json").write_text(json.dumps({"format_version": 1, "id": old_id}))
+    run = vc("--config", cfg, "reconcile")  # restored as the message says: all is well
+    assert run.code == 0 and "created 0" in run.err and "forgot 0" in run.err
+
+
 def test_doctor_checks_each_space_against_its_cloud(vc: VC, cfg: Path,
                                                      write_config: Callable[..., Path]) -> None:
     vc("--config", cfg, "reconcile")
@@ -240,3 +269,101 @@ def test_doctor_checks_each_space_against_its_cloud(vc: VC, cfg: Path,
     assert run.code == 1
     (row,) = json.loads(run.out)
     assert row["ok"] is False and "atlas: no flavor fits" in row["warnings"][0]
+
+
+STALL_CONFIG = """\
+state_dir: state
+defaults:
+  backoff_seconds: 0
+  fizzle_seconds: 0
+  heartbeat_seconds: 10
+spaces:
+  alpha.local:
+    cloud: local
+    processors_limit: 6
+    local: {processors: 100, boot_seconds: 0, job_seconds: 3600, no_work_probability: 0}
+    machinetypes:
+      lhcb: {}
+"""
+
+
+def test_a_stall_after_the_listing_deletes_nothing(vc: VC, write_config: Callable[..., Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 12 s stall after the listing (the fault-injection hook; SIGSTOP, a paused VM or a
+    slow filesystem in life) once counted as heartbeat age: all 6 heartbeating machines
+    were deleted with `700 Heartbeat file not updated` (issue 22)."""
+    cfg = write_config(STALL_CONFIG)
+    assert vc("--config", cfg, "reconcile").code == 0
+    assert vc("--config", cfg, "reconcile").code == 0  # running now, heartbeating
+    before = sorted(vc("--config", cfg, "list", "-o", "names").out.split())
+    assert len(before) == 6
+    monkeypatch.setenv("VCYCLECTL_FAULT_STALL_AFTER_LISTING", "12")
+    # Planned against the observation's own time: a stall is not heartbeat age.
+    (plan,) = json.loads(vc("--config", cfg, "plan", "-o", "json").out)
+    assert [a for a in plan["actions"] if a["action"] == "delete"] == []
+    # Acting on an observation 12 s old (bound: half of heartbeat_seconds, at least 5 s)
+    # is refused: the space fails this pass, nothing is deleted or created.
+    run = vc("--config", cfg, "reconcile")
+    assert run.code == 1 and "stalled between listing and acting" in run.err, run.err
+    monkeypatch.delenv("VCYCLECTL_FAULT_STALL_AFTER_LISTING")
+    after = json.loads(vc("--config", cfg, "list", "-o", "json").out)
+    assert sorted(m["name"] for m in after) == before
+    assert all(m["state"] == "running" for m in after)
+    assert vc("--config", cfg, "reconcile").code == 0  # the next pass is a normal one
+    assert sorted(vc("--config", cfg, "list", "-o", "names").out.split()) == before
+
+
+SKEW_CONFIG = """\
+state_dir: state
+defaults:
+  backoff_seconds: 0
+  fizzle_seconds: 0
+  max_wallclock_seconds: 3600
+spaces:
+  alpha.local:
+    cloud: local
+    processors_limit: 4
+    local: {processors: 100, boot_seconds: 0, job_seconds: 36000, no_work_probability: 0}
+    machinetypes:
+      lhcb: {}
+"""
+
+
+def test_a_host_clock_two_hours_fast_deletes_nothing(vc: VC, write_config: Callable[..., Path],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """One host's clock 2 h fast once deleted every running machine as `700 Exceeded
+    max_wallclock_seconds` (issue 22). The pass compares its clock with the mtime the state
+    directory's filesystem stamps and withholds time-based deletions beyond the bound."""
+    from vcyclectl import config as config_module
+    from vcyclectl.reconcile import reconcile_space
+    from vcyclectl.state.store import StateDir
+    from vcyclectl.commands.views import doctor_rows
+
+    cfg = write_config(SKEW_CONFIG)
+    assert vc("--config", cfg, "reconcile").code == 0
+    assert vc("--config", cfg, "reconcile").code == 0
+    before = sorted(vc("--config", cfg, "list", "-o", "names").out.split())
+    assert len(before) == 4
+    config = config_module.load(cfg)
+    space = config.spaces["alpha.local"]
+    state_id = StateDir(config.state_dir).open(create=False)
+
+    def fast() -> float:
+        return time.time() + 7200
+
+    capsys.readouterr()
+    result = reconcile_space(config, space, state_id, clock=fast)
+    assert (result.outcome, result.deleted, result.created) == ("done", 0, 0), result.summary()
+    assert result.plan is not None
+    assert any("time-based deletions withheld" in n and "7200s ahead" in n
+               for n in result.plan.notes), result.plan.notes
+    assert "clock skew" in capsys.readouterr().err
+    assert sorted(vc("--config", cfg, "list", "-o", "names").out.split()) == before
+    status = json.loads(vc("--config", cfg, "status", "-o", "json").out)
+    assert status[0]["clock_skew_seconds"] == pytest.approx(7200, abs=5)
+    (row,) = doctor_rows(config, [space], clock=fast)
+    assert row["ok"] is False and any("7200s ahead" in w for w in row["warnings"])
+    (row,) = doctor_rows(config, [space])  # this host's real clock agrees
+    assert row["ok"] is True and abs(row["clock_skew_seconds"]) < 5
+    assert vc("--config", cfg, "reconcile").code == 0  # an honest clock: nothing to end yet
+    assert sorted(vc("--config", cfg, "list", "-o", "names").out.split()) == before

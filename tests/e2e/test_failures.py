@@ -167,9 +167,11 @@ def test_config_check_reports_every_error(vc: VC, write_config: Callable[..., Pa
         spaces:
           alpha.local:
             processors_limit: -1
+            cloud: local
             machinetypes:
               lhcb: {user_data: ok.user_data}
           beta.local:
+            cloud: local
             machinetypes:
               dune: {min_procesors: 2}
               atlas: {min_processors: 4, max_processors: 2}
@@ -179,15 +181,16 @@ def test_config_check_reports_every_error(vc: VC, write_config: Callable[..., Pa
     assert run.err.splitlines() == [
         f"vcyclectl: {config}:4: spaces.alpha.local.processors_limit: must be at least 0, "
         "got -1",
-        f"vcyclectl: {config}:9: spaces.beta.local.machinetypes.dune.min_procesors: unknown "
+        f"vcyclectl: {config}:11: spaces.beta.local.machinetypes.dune.min_procesors: unknown "
         "key (did you mean 'min_processors'?)",
-        f"vcyclectl: {config}:10: spaces.beta.local.machinetypes.atlas.min_processors: "
+        f"vcyclectl: {config}:12: spaces.beta.local.machinetypes.atlas.min_processors: "
         "min_processors (4) is more than max_processors (2)",
     ]
     config = write_config("""\
         state_dir: state
         spaces:
           alpha.local:
+            cloud: local
             machinetypes:
               lhcb: {user_data: ok.user_data}
               typo: {user_data: typo.user_data}
@@ -217,6 +220,7 @@ def test_config_check_renders_cloud_config_before_parsing(vc: VC, tmp_path: Path
         state_dir: state
         spaces:
           alpha.local:
+            cloud: local
             machinetypes:
               lhcb: {user_data: t.user_data, user_data_options: {motd: "MOTD"}}
         """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -363,6 +364,125 @@ def test_hostile_requests_are_refused_and_write_nothing(tmp_path: Path,
     logged = server.log.read_text()
     assert f"/machines/{SPACE}/{a}/joboutputs/one" in logged
     assert ta not in logged and tb not in logged
+
+
+def test_heartbeat_and_shutdown_message_are_accepted_at_the_quota(tmp_path: Path,
+                                                                  serve_factory: Any) -> None:
+    """A VM that filled its quota once got 413 for its heartbeat and its shutdown message,
+    was killed for a missing heartbeat and its shutdown reason was lost (issue 22)."""
+    port = free_port()
+    config = write_config(tmp_path, port, """\
+      lhcb:
+        processors_limit: 1
+        heartbeat_file: alive
+""")
+    cli(config, "reconcile")
+    (a,) = names(config)
+    token = tokens.machine_token(tmp_path / "state", a)
+    server: Serve = serve_factory(config, port, "--max-upload-bytes", "2048",
+                                  "--max-machine-bytes", "3000", "--max-machine-files", "2")
+
+    def put(leaf: str, body: bytes) -> int:
+        return server.request("PUT", url(a, "joboutputs", leaf), body, token)[0]
+
+    assert put("log1", b"1" * 1500) == 204
+    assert put("log2", b"2" * 1400) == 204
+    assert put("log3", b"3") == 413  # the quota is full: files and bytes
+    assert put("heartbeat", b"x") == 413  # not this machinetype's heartbeat file
+    for _ in range(3):  # replaced each time, never counted against the quota
+        assert put("alive", b"%f\n" % time.time()) == 204
+    long_message = (MSG_NO_WORK + "\n").encode() + b"z" * 10000  # over --max-upload-bytes
+    assert put("shutdown_message", long_message) == 204
+    folder = outputs_dir(tmp_path, a)
+    assert (folder / "shutdown_message").read_bytes() == long_message[:4096]
+    assert sorted(p.name for p in folder.iterdir()) == ["alive", "log1", "log2",
+                                                        "shutdown_message"]
+    shown = json.loads(cli(config, "inspect", a, "-o", "json").stdout)
+    assert MSG_NO_WORK in json.dumps(shown)
+
+
+class Dripper:
+    """A slow client on its own connection: sends `head` then one byte every `interval`
+    seconds of `tail`, as long as the server keeps the connection."""
+
+    def __init__(self, port: int, head: bytes, tail: bytes, interval: float) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.head, self.tail, self.interval = head, tail, interval
+        self.closed_after: float | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.drip, daemon=True)
+        self.thread.start()
+
+    def drip(self) -> None:
+        """Between bytes, watch the socket: the server closing it (or answering) ends it."""
+        started = time.monotonic()
+        try:
+            self.sock.sendall(self.head)
+            for byte in self.tail:
+                readable, _, _ = select.select([self.sock], [], [], self.interval)
+                if self.stop.is_set():
+                    return
+                if readable:
+                    break  # closed by the server (or answered): the request is over
+                self.sock.sendall(bytes([byte]))
+            else:
+                self.sock.recv(1)
+        except OSError:
+            pass
+        self.closed_after = time.monotonic() - started
+
+    def close(self) -> None:
+        self.stop.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def test_slow_clients_do_not_stop_heartbeats(tmp_path: Path, serve_factory: Any) -> None:
+    """16 connections sending a byte every 3 s once held every worker thread, so real
+    heartbeats timed out; a slow body did the same (issue 22)."""
+    port = free_port()
+    config = write_config(tmp_path, port, """\
+      lhcb:
+        processors_limit: 1
+""")
+    cli(config, "reconcile")
+    (a,) = names(config)
+    token = tokens.machine_token(tmp_path / "state", a)
+    server: Serve = serve_factory(config, port, "--request-timeout", "4")
+    path = url(a, "joboutputs", "heartbeat")
+    slow_head = [Dripper(port, b"", f"PUT {path} HTTP/1.1\r\nHost: x\r\n".encode(), 3.0)
+                 for _ in range(12)]
+    slow_body = [Dripper(port, (f"PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                                f"{token}\r\nContent-Length: 64\r\n\r\n").encode(), b"7" * 64,
+                         3.0) for _ in range(4)]
+    try:
+        time.sleep(2.0)  # every worker thread (1 worker x 4 threads) is now taken
+        took = []
+        for _ in range(6):
+            started = time.monotonic()
+            assert server.request("PUT", path, b"%f\n" % time.time(), token)[0] == 204
+            took.append(time.monotonic() - started)
+            time.sleep(0.5)
+        # The first waits while the queue of slow clients is cut down (about a second per
+        # thread's worth of them); then heartbeats go straight through.
+        assert took[0] < 5.0 and max(took[1:]) < 1.0, took
+        deadline = time.monotonic() + 15
+        while any(d.closed_after is None for d in slow_head + slow_body) and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        # Each slow request was cut --request-timeout (4 s) after a thread took it up, or
+        # sooner for being one slow request too many; none lived to send the whole of it
+        # (that would take 2-3 minutes at a byte every 3 s).
+        for d in slow_head + slow_body:
+            assert d.closed_after is not None and d.closed_after < 12.0, d.closed_after
+    finally:
+        for d in slow_head + slow_body:
+            d.close()
+    assert (outputs_dir(tmp_path, a) / "heartbeat").read_bytes() != b"7" * 64
 
 
 def endless_chunked_status(port: int, path: str, token: str) -> int:

@@ -92,21 +92,23 @@ BAD: list[tuple[str, str, int, str, str]] = [
      "did you mean 'state_dir'"),
     ("unknown space key", "spaces:\n  a:\n    cloud: local\n    procesors_limit: 3\n", 4,
      "spaces.a.procesors_limit", "did you mean 'processors_limit'"),
-    ("unknown machinetype key", "spaces:\n  a:\n    machinetypes:\n      m:\n        imag: x\n",
-     5, "spaces.a.machinetypes.m.imag", "did you mean 'image'"),
+    ("unknown machinetype key", "spaces:\n  a:\n    cloud: local\n    machinetypes:\n      m:\n        imag: x\n",
+     6, "spaces.a.machinetypes.m.imag", "did you mean 'image'"),
     ("bad space name", "spaces:\n  Bad_Name:\n    cloud: local\n", 2, "spaces.Bad_Name",
      "space names are lowercase"),
-    ("bad machinetype name", "spaces:\n  a:\n    machinetypes:\n      LHCb: {}\n", 4,
+    ("bad machinetype name", "spaces:\n  a:\n    cloud: local\n    machinetypes:\n      LHCb: {}\n", 5,
      "spaces.a.machinetypes.LHCb", "machinetype names"),
     ("unknown cloud", "spaces:\n  a:\n    cloud: azure\n", 3, "spaces.a.cloud", "must be one of"),
-    ("wrong type for limit", "spaces:\n  a:\n    processors_limit: lots\n", 3,
+    ("no cloud", "spaces:\n  a:\n    processors_limit: 3\n", 3, "spaces.a.cloud",
+     "must say which cloud"),
+    ("wrong type for limit", "spaces:\n  a:\n    cloud: local\n    processors_limit: lots\n", 4,
      "spaces.a.processors_limit", "must be a whole number"),
     ("negative seconds", "defaults:\n  backoff_seconds: -5\nspaces: {}\n", 2,
      "defaults.backoff_seconds", "must be at least 0"),
-    ("min above max", "spaces:\n  a:\n    machinetypes:\n      m:\n        min_processors: 8\n"
-     "        max_processors: 4\n", 5, "spaces.a.machinetypes.m.min_processors",
+    ("min above max", "spaces:\n  a:\n    cloud: local\n    machinetypes:\n      m:\n        min_processors: 8\n"
+     "        max_processors: 4\n", 6, "spaces.a.machinetypes.m.min_processors",
      "more than max_processors"),
-    ("probability above one", "spaces:\n  a:\n    local:\n      failure_probability: 1.5\n", 4,
+    ("probability above one", "spaces:\n  a:\n    cloud: local\n    local:\n      failure_probability: 1.5\n", 5,
      "spaces.a.local.failure_probability", "at most 1"),
     ("block of another cloud", "spaces:\n  a:\n    cloud: local\n    ec2: {region: x}\n", 4,
      "spaces.a.ec2", "does not apply"),
@@ -115,26 +117,26 @@ BAD: list[tuple[str, str, int, str, str]] = [
     ("broken YAML", "spaces:\n  a: [unclosed\n", 3, "", "not valid YAML"),
     ("top level is a list", "- a\n- b\n", 1, "", "top level must be a mapping"),
     ("space is not a mapping", "spaces:\n  a: 3\n", 2, "spaces.a", "must be a mapping"),
-    ("boolean where a number goes", "spaces:\n  a:\n    machinetypes:\n      m:\n"
-     "        target_share: yes\n", 5, "spaces.a.machinetypes.m.target_share", "must be a number"),
-    ("heartbeat file with a path", "spaces:\n  a:\n    machinetypes:\n      m:\n"
-     "        heartbeat_file: ../../etc/passwd\n", 5, "spaces.a.machinetypes.m.heartbeat_file",
+    ("boolean where a number goes", "spaces:\n  a:\n    cloud: local\n    machinetypes:\n      m:\n"
+     "        target_share: yes\n", 6, "spaces.a.machinetypes.m.target_share", "must be a number"),
+    ("heartbeat file with a path", "spaces:\n  a:\n    cloud: local\n    machinetypes:\n      m:\n"
+     "        heartbeat_file: ../../etc/passwd\n", 6, "spaces.a.machinetypes.m.heartbeat_file",
      "a plain file name"),
-    ("zero processors", "spaces:\n  a:\n    machinetypes:\n      m:\n        min_processors: 0\n",
-     5, "spaces.a.machinetypes.m.min_processors", "at least 1"),
-    ("concurrency too high", "spaces:\n  a:\n    concurrency: 100000\n", 3, "spaces.a.concurrency",
+    ("zero processors", "spaces:\n  a:\n    cloud: local\n    machinetypes:\n      m:\n        min_processors: 0\n",
+     6, "spaces.a.machinetypes.m.min_processors", "at least 1"),
+    ("concurrency too high", "spaces:\n  a:\n    cloud: local\n    concurrency: 100000\n", 4, "spaces.a.concurrency",
      "at most 256"),
-    ("duplicate local flavors", "spaces:\n  a:\n    local:\n      flavors:\n"
-     "        - {name: s, processors: 1}\n        - {name: s, processors: 2}\n", 4,
+    ("duplicate local flavors", "spaces:\n  a:\n    cloud: local\n    local:\n      flavors:\n"
+     "        - {name: s, processors: 1}\n        - {name: s, processors: 2}\n", 5,
      "spaces.a.local.flavors", "unique"),
-    ("a flavor without processors", "spaces:\n  a:\n    local:\n      flavors:\n"
-     "        - {name: s}\n", 5, "spaces.a.local.flavors[0].processors", "is required"),
+    ("a flavor without processors", "spaces:\n  a:\n    cloud: local\n    local:\n      flavors:\n"
+     "        - {name: s}\n", 6, "spaces.a.local.flavors[0].processors", "is required"),
     ("a typo in defaults", "defaults:\n  fizle_seconds: 3\nspaces: {}\n", 2,
      "defaults.fizzle_seconds".replace("fizzle", "fizle"), "did you mean 'fizzle_seconds'"),
     ("feedback_url not a URL", "feedback_url: ftp://x\nspaces: {}\n", 1, "feedback_url",
      "an http:// or https:// URL"),
-    ("user_data_options not a mapping", "spaces:\n  a:\n    machinetypes:\n      m:\n"
-     "        user_data_options: [a, b]\n", 5, "spaces.a.machinetypes.m.user_data_options",
+    ("user_data_options not a mapping", "spaces:\n  a:\n    cloud: local\n    machinetypes:\n      m:\n"
+     "        user_data_options: [a, b]\n", 6, "spaces.a.machinetypes.m.user_data_options",
      "must be a mapping"),
 ]
 

@@ -40,6 +40,9 @@ def serve(
                                           help="Quota of all one machine's joboutputs."),
     max_machine_files: int = typer.Option(64, "--max-machine-files", min=1,
                                           help="Most joboutputs files per machine."),
+    request_timeout: float = typer.Option(10.0, "--request-timeout", min=0.5,
+                                          help="Seconds a client may take to send one "
+                                               "request; slower ones are cut."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log",
                                     help="Log each request on stderr (never its token)."),
 ) -> None:
@@ -58,7 +61,8 @@ def serve(
                   "this service is (see docs/serve.md)")
     run(config,
         ServeOptions(listen=listen, tls_cert=tls_cert, tls_key=tls_key, workers=workers,
-                     threads=threads, access_log=access_log),
+                     threads=threads, access_log=access_log,
+                     request_timeout=request_timeout),
         Limits(max_upload_bytes=max_upload_bytes, max_machine_bytes=max_machine_bytes,
                max_machine_files=max_machine_files),
         reload_config=lambda: config_module.load(app.config_path, state_dir=app.state_dir))

@@ -6,7 +6,7 @@ reused without the CLI.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from vcyclectl.config import Config, Space
 from vcyclectl.errors import NotFound, UsageError
@@ -166,7 +166,11 @@ def status_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]
         for row in machinetype_status(space, store.records(), store.backoff(), store.drains(),
                                       now):
             row.update({"lock": lock_text, "last_pass": iso(last.get("finished_at")),
-                        "last_pass_outcome": last.get("outcome")})
+                        "last_pass_outcome": last.get("outcome"),
+                        # As the last pass's host measured it; beyond max_clock_skew_seconds
+                        # that pass withheld time-based deletions.
+                        "clock_skew_seconds": last.get("clock_skew_seconds"),
+                        "clock_skew_host": last.get("host")})
             rows.append(row)
     return rows
 
@@ -208,18 +212,40 @@ def _hs06(space: Space, r: MachineRecord) -> float:
     return mt.hs06_per_processor if mt else 1.0
 
 
-def doctor_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]:
-    """One row per space: can we list it, are the machinetypes' flavors there, warnings."""
+def doctor_rows(config: Config, spaces: Iterable[Space],
+                clock: Callable[[], float] = time.time) -> list[dict[str, Any]]:
+    """One row per space: can we list it, are the machinetypes' flavors there, warnings;
+    and whether this host's clock agrees with the state directory's filesystem, since a
+    reconcile pass on a host whose clock is off withholds time-based deletions."""
     from vcyclectl.errors import VcyclectlError
     from vcyclectl.core.planner import fitting_flavors
     from vcyclectl.clouds.registry import build_cloud
 
     root = StateDir(config.state_dir)
     state_id = root.open(create=False) if root.exists() else "unset"
+    skew: float | None = None
+    skew_warning = ""
+    if root.exists():
+        try:
+            skew = root.clock_skew(clock)
+        except OSError as exc:
+            skew_warning = f"cannot probe the state directory's clock: {exc.strerror or exc}"
+        else:
+            if abs(skew) > config.max_clock_skew_seconds:
+                skew_warning = (f"this host's clock is {abs(skew):.0f}s "
+                                f"{'ahead of' if skew > 0 else 'behind'} the state "
+                                "directory's filesystem (max_clock_skew_seconds "
+                                f"{config.max_clock_skew_seconds:g}): reconcile here withholds "
+                                "time-based deletions; fix the clock (NTP)")
     rows: list[dict[str, Any]] = []
     for space in spaces:
         row: dict[str, Any] = {"space": space.name, "cloud": space.cloud, "ok": True,
-                               "machines": None, "flavors": None, "warnings": []}
+                               "machines": None, "flavors": None, "warnings": [],
+                               "clock_skew_seconds": round(skew, 3) if skew is not None
+                               else None}
+        if skew_warning:
+            row["ok"] = False
+            row["warnings"].append(skew_warning)
         try:
             cloud = build_cloud(config, space, state_id)
             row["machines"] = len(cloud.list_machines())

@@ -33,6 +33,7 @@ class _TopLevel:
     feedback_url: str | None = field(default=None, metadata={
         "pattern": r"https?://[^\s]+", "pattern_doc": "an http:// or https:// URL"})
     joboutputs_keep_seconds: float = field(default=86400.0, metadata={"min": 0})
+    max_clock_skew_seconds: float = field(default=60.0, metadata={"min": 0})
     journal_max_bytes: int = field(default=64 * 1024 * 1024, metadata={"min": 4096})
     journal_keep: int = field(default=4, metadata={"min": 1, "max": 1000})
 
@@ -91,6 +92,7 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
         spaces=spaces,
         feedback_url=top.feedback_url,
         joboutputs_keep_seconds=top.joboutputs_keep_seconds,
+        max_clock_skew_seconds=top.max_clock_skew_seconds,
         journal_max_bytes=top.journal_max_bytes,
         journal_keep=top.journal_keep,
         files=files,
@@ -121,6 +123,12 @@ def _check_machinetype_keys(node: Located, prefix: str) -> None:
 def _space(name: str, node: Located, top_defaults: Located,
            state_dir: Path | None = None) -> Space:
     prefix = f"spaces.{name}."
+    if "cloud" not in node:
+        # No silent default: a space that forgot `cloud:` once ran on the simulated local
+        # cloud, and its operator saw "created 8" while nothing was created anywhere real.
+        raise ConfigError(f"a space must say which cloud it is on: cloud: "
+                          f"{' | '.join(CLOUDS)}", file=node.origin.file,
+                          line=node.origin.line, key=prefix + "cloud")
     settings = schema.from_mapping(SpaceSettings, node, prefix=prefix, ignore=_SPACE_SPECIAL)
     for other in CLOUDS:
         if other != settings.cloud and other in node:

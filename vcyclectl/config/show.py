@@ -27,6 +27,7 @@ def display(config: Config) -> dict[str, Any]:
     if config.feedback_url:
         result["feedback_url"] = config.feedback_url
     result["joboutputs_keep_seconds"] = config.joboutputs_keep_seconds
+    result["max_clock_skew_seconds"] = config.max_clock_skew_seconds
     result["journal_max_bytes"] = config.journal_max_bytes
     result["journal_keep"] = config.journal_keep
     result["spaces"] = spaces

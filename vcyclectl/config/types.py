@@ -127,6 +127,9 @@ class Config:
     spaces: dict[str, Space]
     feedback_url: str | None = None
     joboutputs_keep_seconds: float = 86400.0
+    #: How far this host's clock may disagree with the state directory's filesystem (the
+    #: mtime it stamps) before time-based deletions are withheld (docs/state.md).
+    max_clock_skew_seconds: float = 60.0
     #: `finished.jsonl` and `events.jsonl` are rotated past this size, keeping this many
     #: plain copies (docs/state.md); the spend ledger and accounting never lose a line to it.
     journal_max_bytes: int = 64 * 1024 * 1024

@@ -11,21 +11,26 @@ Stateless like reconcile: the app reads and writes only the state directory, so 
 of hosts can serve behind a load balancer. Checks run in a fixed order, each answered
 before anything is read or written: malformed path or file name 400, wrong method 405, no
 or wrong token 403, unknown space or unknown/ended machine 404, unknown MJF key 404, body
-over the upload limit or the machine's quota 413. Records come from a per-space cache that
-re-reads only the bytes appended to the journal since the last request (one `stat` per
-request when nothing changed), the way clouds/local.py tails its journal.
+over the upload limit or the machine's quota 413 (never for the heartbeat file and
+`shutdown_message`, which are always accepted, bounded to `REPORT_BYTES`). Records come
+from a per-space cache that re-reads only the bytes appended to the journal since the
+last request (one `stat` per request when nothing changed), the way the local cloud tails
+its journal.
 
 Served by gunicorn (imported only inside `run`): a pre-fork server with threaded workers
 (`gthread`) that keeps connections alive, terminates TLS itself when given a certificate,
 bounds request lines and headers, and drains at most 64 KiB of an unread body before it
-drops a connection, so an endless upload costs one bounded read.
+drops a connection, so an endless upload costs one bounded read. Its worker is wrapped
+(`bounded_worker_class`) so that slow clients cannot hold every thread (`SlowClientGuard`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -46,6 +51,10 @@ DEFAULT_MAX_UPLOAD_BYTES = MIB
 DEFAULT_MAX_MACHINE_BYTES = 16 * MIB
 DEFAULT_MAX_MACHINE_FILES = 64
 _READ_CHUNK = 64 * 1024
+#: The file whose first line is a machine's shutdown message (Vac convention).
+SHUTDOWN_MESSAGE = "shutdown_message"
+#: What is kept of a heartbeat or shutdown message: always accepted, so always small.
+REPORT_BYTES = 4096
 _SPACE = re.compile(SPACE_NAME)
 _TOKEN = re.compile(r"[0-9a-f]{64}")
 
@@ -146,6 +155,7 @@ class FeedbackApp:
         except StateError as exc:
             log.error("serve: state directory unavailable", error=str(exc))
             reply = _text(503, f"state directory unavailable: {exc}")
+        request_read()
         headers = [("Content-Type", "text/plain; charset=utf-8"),
                    ("Content-Length", str(len(reply.body))), ("Cache-Control", "no-store"),
                    *reply.headers]
@@ -234,6 +244,10 @@ class FeedbackApp:
     def put_output(self, environ: Mapping[str, Any], store: SpaceState, rec: MachineRecord,
                    filename: str) -> Reply:
         name = rec.name
+        mt = self.config.spaces[store.name].machinetypes.get(rec.machinetype)
+        heartbeat = mt is not None and filename == mt.heartbeat_name
+        if heartbeat or filename == SHUTDOWN_MESSAGE:
+            return self.put_report(environ, store, name, filename, heartbeat=heartbeat)
         limit = self.limits.max_upload_bytes
         declared = str(environ.get("CONTENT_LENGTH") or "")
         if declared:
@@ -242,6 +256,7 @@ class FeedbackApp:
             if int(declared) > limit:
                 return _text(413, f"upload over {limit} bytes")
         body = read_bounded(environ["wsgi.input"], limit + 1)
+        request_read()
         if len(body) > limit:
             return _text(413, f"upload over {limit} bytes")
         folder = store.machine_outputs_dir(name)
@@ -253,12 +268,143 @@ class FeedbackApp:
             return _text(413, f"over this machine's quota of {self.limits.max_machine_files} "
                               "files")
         ensure_dir(folder)
+        write_atomic(folder / filename, body)
+        return Reply(204)
+
+    def put_report(self, environ: Mapping[str, Any], store: SpaceState, name: str,
+                   filename: str, *, heartbeat: bool) -> Reply:
+        """The heartbeat and `shutdown_message` are always accepted, whatever the machine's
+        quota and whatever length is declared: refusing them once got a VM that had filled
+        its quota killed for a "missing" heartbeat, with its real shutdown reason lost. They
+        are small and bounded (the first `REPORT_BYTES` are kept; only the heartbeat's mtime
+        and the message's first line are ever read) and replace the previous value, so a
+        machine can exceed its quota by at most two such files."""
+        body = read_bounded(environ["wsgi.input"], REPORT_BYTES)
+        request_read()
+        folder = store.machine_outputs_dir(name)
+        ensure_dir(folder)
         # A heartbeat lost in a crash only looks stale; an fsync per heartbeat would set the
-        # service's tail latency. Everything else a VM sends is kept durably.
-        mt = self.config.spaces[store.name].machinetypes.get(rec.machinetype)
-        heartbeat = mt is not None and filename == mt.heartbeat_name
+        # service's tail latency. A shutdown message is kept durably.
         write_atomic(folder / filename, body, durable=not heartbeat)
         return Reply(204)
+
+
+# -- slow clients ----------------------------------------------------------------------------
+@dataclass
+class _Reading:
+    """A worker thread's current request while the client is still sending it."""
+
+    conn: Any
+    started: float
+    reading: bool = True
+
+
+class SlowClientGuard:
+    """Bounds how long, and how many, requests may hold a worker thread while their client
+    is still sending them.
+
+    Gunicorn's threaded worker hands a connection to a thread as soon as its first byte
+    arrives, and the thread then reads the request with blocking reads: a client that sends
+    a byte every few seconds holds that thread forever, and 16 such clients (workers x
+    threads) once stopped every heartbeat. A per-read socket timeout would not help (each
+    byte resets it), so the guard keeps a deadline per request instead: a reaper thread
+    shuts down the socket of any request still being read after `request_timeout`, and
+    of the oldest slow ones (reading for more than `slow_after`) beyond `max_slow`, so
+    the other threads stay free for the requests that arrive whole at once, as every
+    heartbeat does; while connections wait for a thread (`backlog`), every slow one is
+    cut, so a queue of slow clients drains at `threads / slow_after` per second. Time the
+    application spends once the request is read (an fsync on a slow filesystem) is
+    never counted.
+    """
+
+    def __init__(self, request_timeout: float, slow_after: float, max_slow: int,
+                 backlog: Callable[[], int] = lambda: 0) -> None:
+        self.request_timeout = request_timeout
+        self.slow_after = slow_after
+        self.max_slow = max_slow
+        self.backlog = backlog
+        self._lock = threading.Lock()
+        self._requests: dict[int, _Reading] = {}
+        self.cut = 0
+
+    def begin(self, conn: Any) -> None:
+        with self._lock:
+            self._requests[threading.get_ident()] = _Reading(conn, time.monotonic())
+
+    def read_done(self) -> None:
+        with self._lock:
+            current = self._requests.get(threading.get_ident())
+            if current is not None:
+                current.reading = False
+
+    def end(self) -> None:
+        with self._lock:
+            self._requests.pop(threading.get_ident(), None)
+
+    def reap(self, now: float) -> int:
+        """Cut the requests over their deadline, and the oldest slow ones over the bound."""
+        with self._lock:
+            reading = sorted((r for r in self._requests.values() if r.reading),
+                             key=lambda r: r.started)
+            late = [r for r in reading if now - r.started > self.request_timeout]
+            slow = [r for r in reading if now - r.started > self.slow_after and r not in late]
+            allowed = 0 if slow and self.backlog() > 0 else self.max_slow
+            victims = late + slow[:max(0, len(slow) - allowed)]
+            for r in victims:
+                r.reading = False  # cut once
+                try:  # the base method: no TLS close_notify from this thread
+                    socket.socket.shutdown(r.conn.sock, socket.SHUT_RDWR)
+                except (OSError, AttributeError):
+                    pass
+            self.cut += len(victims)
+        return len(victims)
+
+    def run_forever(self, interval: float = 0.1) -> None:
+        while True:
+            time.sleep(interval)
+            if self.reap(time.monotonic()):
+                log.debug("serve: cut slow requests", total=self.cut)
+
+
+#: The guard of this worker process (set after the fork); None outside `serve`.
+_GUARD: SlowClientGuard | None = None
+
+
+def request_read() -> None:
+    """The application has the whole request: its reading time is over."""
+    if _GUARD is not None:
+        _GUARD.read_done()
+
+
+def bounded_worker_class(options: "ServeOptions") -> type:
+    """Gunicorn's threaded worker with a `SlowClientGuard` around each request."""
+    from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
+
+    class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
+        def init_process(self) -> None:
+            global _GUARD
+            _GUARD = SlowClientGuard(options.request_timeout, options.slow_request_seconds,
+                                     max(1, options.threads // 2), self.waiting_for_a_thread)
+            threading.Thread(target=_GUARD.run_forever, name="vcyclectl-slow-clients",
+                             daemon=True).start()
+            super().init_process()
+
+        def waiting_for_a_thread(self) -> int:
+            pool = getattr(self, "tpool", None)
+            queue = getattr(pool, "_work_queue", None)  # ThreadPoolExecutor's own queue
+            return int(queue.qsize()) if queue is not None else 0
+
+        def handle(self, conn: Any) -> Any:
+            guard = _GUARD
+            if guard is None:
+                return super().handle(conn)
+            guard.begin(conn)
+            try:
+                return super().handle(conn)
+            finally:
+                guard.end()
+
+    return BoundedThreadWorker
 
 
 def read_bounded(stream: Any, most: int) -> bytes:
@@ -308,6 +454,12 @@ class ServeOptions:
     threads: int = 8
     access_log: bool = True
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    #: The longest a client may take to send one request (line, headers and body); a
+    #: heartbeat takes milliseconds. See `SlowClientGuard`.
+    request_timeout: float = 10.0
+    #: A request still being sent after this long is slow; at most half of a worker's
+    #: threads may be held by slow ones.
+    slow_request_seconds: float = 1.0
 
 
 def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
@@ -316,7 +468,7 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
         "bind": [options.listen],
         "workers": options.workers,
         "threads": options.threads,
-        "worker_class": "gthread",
+        "worker_class": bounded_worker_class(options),
         "keepalive": 5,
         "timeout": 30,
         "graceful_timeout": 10,

@@ -12,6 +12,7 @@ the CLI turns results into exit codes in one place. Safety rules kept here:
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -42,6 +43,37 @@ from vcyclectl.vm import userdata
 
 T = TypeVar("T")
 Outcome = Literal["done", "skipped", "failed", "timeout"]
+#: Acting on an observation older than this is refused (the space fails this pass, the
+#: next pass observes afresh). The bound is half the shortest heartbeat limit of the
+#: space's machinetypes, so a stall can never stretch past a heartbeat interval, within a
+#: floor that a merely loaded host never reaches between listing and acting, and a cap.
+OBSERVATION_AGE_FLOOR = 5.0
+OBSERVATION_AGE_CAP = 300.0
+#: Fault-injection hook for tests (docs/state.md): seconds to sleep right after the cloud
+#: listing, as a SIGSTOP, a paused VM or a slow filesystem would.
+STALL_ENV = "VCYCLECTL_FAULT_STALL_AFTER_LISTING"
+
+
+class StaleObservation(VcyclectlError):
+    """The pass stalled between observing and acting: what it saw may no longer be so."""
+
+
+def max_observation_age(space: Space) -> float:
+    """How old an observation may be when the pass acts on it (OBSERVATION_AGE_*)."""
+    limits = [mt.heartbeat_limit / 2 for mt in space.machinetypes.values()
+              if mt.heartbeat_checked]
+    return max(OBSERVATION_AGE_FLOOR, min([OBSERVATION_AGE_CAP, *limits]))
+
+
+def injected_stall() -> None:
+    """Sleep as long as the fault-injection hook asks (never set outside tests)."""
+    raw = os.environ.get(STALL_ENV)
+    if raw:
+        seconds = float(raw)
+        log.warning("fault injection: stalling after the listing", seconds=seconds)
+        time.sleep(seconds)
+
+
 
 
 @dataclass
@@ -81,9 +113,14 @@ class SpaceResult:
 
 @dataclass
 class Observed:
+    """What one pass saw, and when it started looking: every age (heartbeat, wallclock,
+    fizzle) is judged against `taken_at`, never against the clock after a possible stall,
+    which would count the stall as heartbeat age."""
+
     machines: list[CloudMachine]
     flavors: list[Flavor]
     observation: planner.Observation
+    taken_at: float = 0.0
 
 
 class _HeartbeatFiles(Mapping[str, str]):
@@ -107,15 +144,22 @@ class _HeartbeatFiles(Mapping[str, str]):
         return len(self.records)
 
 
-def observe(space: Space, cloud: Cloud, store: SpaceState) -> Observed:
-    """List the cloud (all pages, retried) and read the state directory."""
+def observe(space: Space, cloud: Cloud, store: SpaceState,
+            clock: Callable[[], float] = time.time) -> Observed:
+    """List the cloud (all pages, retried) and read the state directory.
+
+    The time is taken before the listing: a heartbeat or a stop the listing shows happened
+    before the listing ended, so judging it against the start errs only towards keeping.
+    """
+    taken_at = clock()
     machines = with_retries(cloud.list_machines, "list")
+    injected_stall()
     flavors = with_retries(cloud.flavors, "flavors")
     records = store.records()
     observation = planner.Observation(
         machines=machines, records=records, reports=store.reports(_HeartbeatFiles(space, records)),
         drains=store.drains(), backoff=store.backoff(), flavors=flavors)
-    return Observed(machines, flavors, observation)
+    return Observed(machines, flavors, observation, taken_at)
 
 
 class Pass:
@@ -142,11 +186,27 @@ class Pass:
             self._cloud = build_cloud(self.config, self.space, self.state_id)
         return self._cloud
 
-    def plan(self) -> tuple[Plan, Observed]:
-        observed = observe(self.space, self.cloud, self.store)
+    def plan(self, clock_untrusted: str = "") -> tuple[Plan, Observed]:
+        """Observe, then decide against the observation's own time (`Observed.taken_at`)."""
+        observed = observe(self.space, self.cloud, self.store, self.now)
         if self.config.has_policy:
             observed.observation = replace(observed.observation, policy=self.policy())
-        return planner.plan(self.space, observed.observation, self.now(), self.names), observed
+        if clock_untrusted:
+            observed.observation = replace(observed.observation,
+                                           clock_untrusted=clock_untrusted)
+        return planner.plan(self.space, observed.observation, observed.taken_at,
+                            self.names), observed
+
+    def check_fresh(self, observed: Observed) -> None:
+        """Refuse to act on an observation older than `max_observation_age`: a pass that
+        stalled (SIGSTOP, a paused VM, a slow filesystem) no longer knows what is."""
+        age = self.now() - observed.taken_at
+        bound = max_observation_age(self.space)
+        if age > bound:
+            raise StaleObservation(
+                f"the observation is {age:.1f}s old by the time of acting (bound {bound:g}s): "
+                "this pass stalled between listing and acting; nothing more done, the next "
+                "pass observes afresh")
 
     def policy(self) -> SpacePolicy | None:
         """The provisioning policy for this pass, computed afresh from the shared state
@@ -162,12 +222,16 @@ class Pass:
         self._apply_bookkeeping(plan, records, now, result)
         self.store.record_aborts(plan.aborts, {a.machinetype: a.message or "" for a in
                                                plan.actions if a.abort})
-        confirmed = self._apply_deletes(plan.deletes, records, now, result)
-        creates = plan.creates
-        if plan.deletes:
-            creates = self._replan_creates(plan, observed, records, confirmed)
-        self._apply_creates(creates, records, result)
-        self.store.add_events(self.events)
+        try:
+            self.check_fresh(observed)
+            confirmed = self._apply_deletes(plan.deletes, records, now, result)
+            creates = plan.creates
+            if plan.deletes:
+                creates = self._replan_creates(plan, observed, records, confirmed)
+            self.check_fresh(observed)
+            self._apply_creates(creates, records, result)
+        finally:  # what was done is in the event log even when a stall stops the rest
+            self.store.add_events(self.events)
         if self.config.budgets:  # the ledger, under the lock: finished lines folded in
             from vcyclectl.policy.budget import update_ledger
 
@@ -192,7 +256,8 @@ class Pass:
             records=dict(records), reports=observed.observation.reports,
             drains=observed.observation.drains, backoff=backoff, flavors=observed.flavors,
             policy=self.policy() if observed.observation.policy is not None else None)
-        return planner.plan(self.space, observation, self.now(), self.names, max_deletes=0).creates
+        return planner.plan(self.space, observation, observed.taken_at, self.names,
+                            max_deletes=0).creates
 
     def _event(self, action: str, name: str, machinetype: str, **extra: Any) -> None:
         entry = {"t": round(self.now(), 3), "pass": log.PASS_ID, "event": action, "machine": name,
@@ -423,10 +488,11 @@ def finished_entry(rec: MachineRecord, now: float, action: Action) -> dict[str, 
     }
 
 
-#: A listing that shows none of at least this many machines the cloud had confirmed is
-#: treated as a broken view (wrong endpoint, tags, region or a cloud-side bug), not as a
-#: fleet that vanished, unless the operator says otherwise.
-EMPTY_LISTING_GUARD = 10
+#: A listing that shows none of the machines the cloud had confirmed (even one) is treated
+#: as a broken view (wrong endpoint, tags, region, state id, or a cloud-side bug), not as a
+#: fleet that vanished, unless the operator says otherwise: a small fleet is leaked as
+#: surely as a large one, and a fleet that really vanished costs one command to confirm.
+EMPTY_LISTING_GUARD = 1
 
 
 def vanished_fleet(observed: Observed) -> int:
@@ -439,8 +505,11 @@ def vanished_fleet(observed: Observed) -> int:
 
 def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float | None = None,
                     dry_run: bool = False, progress: Progress | None = None,
-                    cloud: Cloud | None = None, accept_empty: bool = False) -> SpaceResult:
-    """One pass over one space, never raising for cloud or state trouble."""
+                    cloud: Cloud | None = None, accept_empty: bool = False,
+                    clock: Callable[[], float] = time.time) -> SpaceResult:
+    """One pass over one space, never raising for cloud or state trouble.
+
+    `clock` is this host's wall clock (a test gives a skewed one)."""
     started = time.monotonic()
     store = StateDir(config.state_dir).space(space.name)
     result = SpaceResult(space.name, "done")
@@ -458,9 +527,17 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
                 from vcyclectl.reconcile.pipes import refresh_space
 
                 space = refresh_space(config, space)
-        run = Pass(config, space, state_id, cloud=cloud, progress=progress)
+        run = Pass(config, space, state_id, cloud=cloud, progress=progress, now=clock)
+        skew = 0.0 if dry_run else StateDir(config.state_dir).clock_skew(clock)
+        untrusted = ""
+        if abs(skew) > config.max_clock_skew_seconds:
+            untrusted = (f"this host's clock is {abs(skew):.0f}s "
+                         f"{'ahead of' if skew > 0 else 'behind'} the state directory's "
+                         f"filesystem (max_clock_skew_seconds {config.max_clock_skew_seconds:g})")
+            log.warning("clock skew: time-based deletions withheld", space=space.name,
+                        host=socket.gethostname(), skew_seconds=f"{skew:.1f}")
         try:
-            plan, observed = run.plan()
+            plan, observed = run.plan(untrusted)
         except CloudError as exc:
             result.outcome, result.reason = "failed", f"listing failed, nothing done: {exc}"
             return result
@@ -473,13 +550,15 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
             return result
         result.plan = plan
         if not dry_run:
+            run.check_fresh(observed)
             run.apply(plan, observed, result)
             store.write_last_pass({
                 "pass_id": log.PASS_ID, "finished_at": time.time(), "outcome": result.outcome,
                 "created": result.created, "deleted": result.deleted, "adopted": result.adopted,
                 "forgotten": result.forgotten, "failed_calls": result.failed_calls,
                 "seconds": round(time.monotonic() - started, 3), "notes": list(plan.notes),
-                "host": socket.gethostname()})
+                "host": socket.gethostname(), "state_id": state_id,
+                "clock_skew_seconds": round(skew, 3)})
         return result
     except LockTimeout as exc:
         result.outcome, result.reason = "timeout", str(exc)

@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from vcyclectl import __version__
 from vcyclectl.errors import StateDirUnusable, StateError, UsageError
@@ -62,6 +62,7 @@ class StateDir:
         """
         info = self._read_format()
         if info is None:
+            self.refuse_new_identity_over_records()
             if not create:
                 what = "does not exist" if not self.root.exists() else \
                     "is not initialised (no format.json; is the share mounted?)"
@@ -86,6 +87,46 @@ class StateDir:
             raise StateDirUnusable(f"state directory {self.root}: cannot read "
                                    f"{exc.filename or self.format_file}: "
                                    f"{exc.strerror or exc}") from exc
+    def spaces_with_records(self) -> list[str]:
+        """Spaces whose records journal still names live machines."""
+        try:
+            entries = sorted(os.scandir(self.root / "spaces"), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [e.name for e in entries
+                if e.is_dir() and self.space(e.name).records()]
+
+    def recorded_id(self) -> tuple[str, str] | None:
+        """(the state id, the file it was read from) as the last passes recorded it."""
+        for name in self.spaces_with_records():
+            last = self.space(name).last_pass() or {}
+            if isinstance(last.get("state_id"), str):
+                return last["state_id"], str(self.space(name).last_pass_file)
+        return None
+
+    def refuse_new_identity_over_records(self) -> None:
+        """A missing or unreadable format.json next to machine records is a lost identity,
+        not a fresh directory: a new id would make every machine tagged with the old one
+        invisible to the listing, never deleted again, and the fleet would be created twice.
+        """
+        spaces = self.spaces_with_records()
+        if not spaces:
+            return
+        found = self.recorded_id()
+        if found is not None:
+            old_id, source = found
+            how = (f"the old id is {old_id} (from {source}); recreate it with: "
+                   f"echo '{{\"format_version\": {FORMAT_VERSION}, \"id\": \"{old_id}\"}}' "
+                   f"> {self.format_file}")
+        else:
+            how = (f"recreate it with {{\"format_version\": {FORMAT_VERSION}, \"id\": \"ID\"}} "
+                   "where ID is the vcyclectl-state-id tag (label, metadata) the space's "
+                   "machines carry on the cloud")
+        raise StateError(
+            f"{self.format_file} is missing or unreadable, but {self.root / 'spaces'} holds "
+            f"machine records ({', '.join(spaces)}); refusing to make a new state id, which "
+            "would orphan every machine tagged with the old one. Restore format.json from a "
+            f"backup, or {how}")
 
     def _create(self) -> None:
         import uuid
@@ -105,6 +146,35 @@ class StateDir:
         except OSError as exc:
             raise StateDirUnusable(f"cannot create state directory {self.root}: "
                                    f"{exc.strerror or exc}") from exc
+
+    def clock_skew(self, clock: Callable[[], float] = time.time) -> float:
+        """Seconds this host's clock is ahead of the state directory's filesystem (negative:
+        behind), 0 when they agree to within the probe's own duration.
+
+        Hosts share times through this directory (heartbeat mtimes, records' created_at), so
+        a host whose clock is off judges every machine's age wrongly. The probe creates a
+        file and reads the mtime the filesystem stamped on it (on NFS the server's clock),
+        then removes it; nothing is left behind.
+        """
+        import uuid
+
+        probe = self.root / f".clock.{uuid.uuid4().hex}.tmp"
+        before = clock()
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"clock probe\n")
+        finally:
+            os.close(fd)
+        try:
+            stamped = probe.stat().st_mtime
+        finally:
+            after = clock()
+            probe.unlink(missing_ok=True)
+        if stamped < before:
+            return before - stamped
+        if stamped > after:
+            return after - stamped
+        return 0.0
 
     def space(self, name: str) -> "SpaceState":
         return SpaceState(self.root / "spaces" / name, name)

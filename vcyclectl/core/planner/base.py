@@ -42,6 +42,11 @@ class Observation:
     #: The provisioning policy (communities, campaigns, budgets; `vcyclectl.core.provisioning`);
     #: None, the default, plans exactly as without one.
     policy: SpacePolicy | None = None
+    #: Why this host's clock is not to be trusted for this pass (it disagrees with the
+    #: state directory's filesystem beyond `max_clock_skew_seconds`); when set, deletions
+    #: for time-based reasons (wallclock, heartbeat, starting too long, drain shutdown
+    #: time) are withheld, since every age would be off by the skew. Empty: trusted.
+    clock_untrusted: str = ""
 
 
 def message_code(message: str | None) -> int | None:

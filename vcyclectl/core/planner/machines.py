@@ -53,6 +53,9 @@ class _Deciding(_Observing):
         self.delete(s, _ENDED, reason, message, abort=abort)
 
     def end_if_unhealthy(self, s: _Seen, mt: Machinetype) -> None:
+        if self.obs.clock_untrusted:
+            self.notes.append(f"time-based deletions withheld: {self.obs.clock_untrusted}")
+            return
         age = self.now - s.created_at
         drains = self.obs.drains
         mark = (drains.for_machine(s.name, s.machinetype)

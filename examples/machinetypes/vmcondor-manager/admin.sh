@@ -37,10 +37,14 @@ issuer() {
     fi
 }
 
-valid_name() {
+valid_name() {   # user names: a-z 0-9 . _ -; key names may also be POOL
     case "$1" in
-        ''|*[!a-z0-9._-]*) echo "vmcondor-admin: bad name '$1' (a-z 0-9 . _ -)" >&2; exit 2 ;;
+        POOL) [ "${2:-}" = key ] && return 0 ;;
+        ''|*[!a-z0-9._-]*) ;;
+        *) return 0 ;;
     esac
+    echo "vmcondor-admin: bad name '$1' (a-z 0-9 . _ -)" >&2
+    exit 2
 }
 
 write_keyconf() {   # write_keyconf ISSUER ALLOWED...
@@ -88,7 +92,7 @@ case "${1:-}" in
         echo "$new"
         ;;
     retire)
-        valid_name "${2:-}"
+        valid_name "${2:-}" key
         [ "$2" != "$(issuer)" ] || { echo "vmcondor-admin: $2 is the current issuer; rotate first" >&2; exit 2; }
         [ -f "$KEYS/$2" ] || { echo "vmcondor-admin: no signing key $2" >&2; exit 4; }
         rm -f "$KEYS/$2"

@@ -17,7 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-DEFINITIONS = ("vmcondor", "dirac", "glideinwms", "slurm-wireguard", "squid")
+DEFINITIONS = ("vmcondor", "vmcondor-manager", "dirac", "glideinwms", "slurm-wireguard", "squid")
 SPACE = "site.example.org"
 INSTALL_HINT = "run `sh tests/examples/install.sh` (Debian 12 packages) first"
 

@@ -154,7 +154,7 @@ def free_port() -> int:
 def served_site(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     port = free_port()
     config = make_site(tmp_path, feedback_url=f"http://127.0.0.1:{port}",
-                       definitions=("vmcondor", "squid"))
+                       definitions=("vmcondor", "vmcondor-manager", "squid"))
     created = vcyclectl(config, "reconcile")
     assert created.returncode == 0, created.stderr
     log = open(tmp_path / "serve.log", "wb")
@@ -185,6 +185,7 @@ def _healthy(port: int) -> bool:
 
 
 @pytest.mark.parametrize("definition,missing", [("vmcondor", "HTCondor"),
+                                                ("vmcondor-manager", "HTCondor"),
                                                 ("squid", "squid")])
 def test_agent_heartbeats_then_reports_a_site_problem(served_site: tuple[Path, int],
                                                       tmp_path: Path, definition: str,

@@ -2,8 +2,8 @@
 # vcyclectl-agent for VMCondor: an HTCondor execute node joining a pool with an IDTOKEN.
 #
 # No X.509 anywhere: the pool's collector trusts IDTOKENS signed by its own key, and the
-# site gets one token (from `condor_token_create -identity vmcondor@POOL` on the central
-# manager) that every VM presents. The startd talks to the pool through CCB, so the VMs
+# site gets one token (`vmcondor-admin worker-token` on the vmcondor-manager VM: identity
+# vmcondor-worker@POOL, scopes ADVERTISE_STARTD ADVERTISE_MASTER READ) that every VM presents. The startd talks to the pool through CCB, so the VMs
 # need no inbound ports. Ends with 300 after IDLE_SECONDS without a claim, 100 near MJF
 # shutdowntime, 500 if condor cannot start here, 600 if the pool never answers.
 set -u
@@ -49,8 +49,10 @@ NUM_SLOTS = 1
 NUM_SLOTS_TYPE_1 = 1
 SLOT_TYPE_1 = 100%
 SLOT_TYPE_1_PARTITIONABLE = True
+# What the pool's jobs match on (the manager appends TARGET.VMCondor =?= True).
+VMCondor = True
 VMCONDOR_SPACE = "$SPACE"
-STARTD_ATTRS = \$(STARTD_ATTRS) VMCONDOR_SPACE
+STARTD_ATTRS = \$(STARTD_ATTRS) VMCondor VMCONDOR_SPACE
 CONF
 
 if [ -n "${CVMFS_PROXY:-}" ] && [ -d /etc/cvmfs ]; then

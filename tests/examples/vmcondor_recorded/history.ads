@@ -1,0 +1,29 @@
+ClusterId = 30
+ProcId = 0
+Owner = "alice"
+JobStatus = 4
+ExitCode = 0
+QDate = 1767139200
+CompletionDate = 1767142800
+RemoteWallClockTime = 3540.0
+Cmd = "/var/lib/condor/spool/30/0/cluster30.proc0.subproc0/run.sh"
+LastRemoteHost = "slot1_1@vcyclectl-cloud-d-example-org-vmcondor-m1n2o3p4q5"
+
+ClusterId = 31
+ProcId = 1
+Owner = "alice"
+JobStatus = 3
+QDate = 1767139300
+CompletionDate = 0
+RemoteWallClockTime = 0.0
+Cmd = "/var/lib/condor/spool/31/1/cluster31.proc1.subproc0/run.sh"
+
+ClusterId = 29
+ProcId = 0
+Owner = "bob"
+JobStatus = 4
+ExitCode = 1
+QDate = 1767130000
+CompletionDate = 1767131000
+RemoteWallClockTime = 990.0
+Cmd = "/var/lib/condor/spool/29/0/cluster29.proc0.subproc0/sim"

@@ -1,0 +1,3 @@
+from vmcondor_client.cli import main
+
+raise SystemExit(main())

@@ -49,7 +49,8 @@ def serve(
     """Serve MJF and accept joboutputs (heartbeats, shutdown messages) from VMs over HTTP."""
     from vcyclectl import config as config_module
     from vcyclectl.errors import UsageError
-    from vcyclectl.feedback.app import Limits, ServeOptions, run
+    from vcyclectl.feedback.app import Limits
+    from vcyclectl.feedback.server import ServeOptions, run
 
     if bool(tls_cert) != bool(tls_key):
         raise UsageError("--tls-cert and --tls-key go together")

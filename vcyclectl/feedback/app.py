@@ -28,20 +28,19 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from vcyclectl import log
+from vcyclectl.feedback.slowclients import request_read
 
 from vcyclectl.vm import mjf
 
 from vcyclectl.vm import tokens
 from vcyclectl.config import SPACE_NAME, Config
-from vcyclectl.errors import StateError, VcyclectlError
+from vcyclectl.errors import StateError
 from vcyclectl.state.files import JournalTail, ensure_dir, write_atomic
 from vcyclectl.core.records import MachineRecord
 from vcyclectl.state.store import JOB_OUTPUT_NAME, SpaceState, StateDir, valid_machine_name
@@ -289,124 +288,6 @@ class FeedbackApp:
         return Reply(204)
 
 
-# -- slow clients ----------------------------------------------------------------------------
-@dataclass
-class _Reading:
-    """A worker thread's current request while the client is still sending it."""
-
-    conn: Any
-    started: float
-    reading: bool = True
-
-
-class SlowClientGuard:
-    """Bounds how long, and how many, requests may hold a worker thread while their client
-    is still sending them.
-
-    Gunicorn's threaded worker hands a connection to a thread as soon as its first byte
-    arrives, and the thread then reads the request with blocking reads: a client that sends
-    a byte every few seconds holds that thread forever, and 16 such clients (workers x
-    threads) once stopped every heartbeat. A per-read socket timeout would not help (each
-    byte resets it), so the guard keeps a deadline per request instead: a reaper thread
-    shuts down the socket of any request still being read after `request_timeout`, and
-    of the oldest slow ones (reading for more than `slow_after`) beyond `max_slow`, so
-    the other threads stay free for the requests that arrive whole at once, as every
-    heartbeat does; while connections wait for a thread (`backlog`), every slow one is
-    cut, so a queue of slow clients drains at `threads / slow_after` per second. Time the
-    application spends once the request is read (an fsync on a slow filesystem) is
-    never counted.
-    """
-
-    def __init__(self, request_timeout: float, slow_after: float, max_slow: int,
-                 backlog: Callable[[], int] = lambda: 0) -> None:
-        self.request_timeout = request_timeout
-        self.slow_after = slow_after
-        self.max_slow = max_slow
-        self.backlog = backlog
-        self._lock = threading.Lock()
-        self._requests: dict[int, _Reading] = {}
-        self.cut = 0
-
-    def begin(self, conn: Any) -> None:
-        with self._lock:
-            self._requests[threading.get_ident()] = _Reading(conn, time.monotonic())
-
-    def read_done(self) -> None:
-        with self._lock:
-            current = self._requests.get(threading.get_ident())
-            if current is not None:
-                current.reading = False
-
-    def end(self) -> None:
-        with self._lock:
-            self._requests.pop(threading.get_ident(), None)
-
-    def reap(self, now: float) -> int:
-        """Cut the requests over their deadline, and the oldest slow ones over the bound."""
-        with self._lock:
-            reading = sorted((r for r in self._requests.values() if r.reading),
-                             key=lambda r: r.started)
-            late = [r for r in reading if now - r.started > self.request_timeout]
-            slow = [r for r in reading if now - r.started > self.slow_after and r not in late]
-            allowed = 0 if slow and self.backlog() > 0 else self.max_slow
-            victims = late + slow[:max(0, len(slow) - allowed)]
-            for r in victims:
-                r.reading = False  # cut once
-                try:  # the base method: no TLS close_notify from this thread
-                    socket.socket.shutdown(r.conn.sock, socket.SHUT_RDWR)
-                except (OSError, AttributeError):
-                    pass
-            self.cut += len(victims)
-        return len(victims)
-
-    def run_forever(self, interval: float = 0.1) -> None:
-        while True:
-            time.sleep(interval)
-            if self.reap(time.monotonic()):
-                log.debug("serve: cut slow requests", total=self.cut)
-
-
-#: The guard of this worker process (set after the fork); None outside `serve`.
-_GUARD: SlowClientGuard | None = None
-
-
-def request_read() -> None:
-    """The application has the whole request: its reading time is over."""
-    if _GUARD is not None:
-        _GUARD.read_done()
-
-
-def bounded_worker_class(options: "ServeOptions") -> type:
-    """Gunicorn's threaded worker with a `SlowClientGuard` around each request."""
-    from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
-
-    class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
-        def init_process(self) -> None:
-            global _GUARD
-            _GUARD = SlowClientGuard(options.request_timeout, options.slow_request_seconds,
-                                     max(1, options.threads // 2), self.waiting_for_a_thread)
-            threading.Thread(target=_GUARD.run_forever, name="vcyclectl-slow-clients",
-                             daemon=True).start()
-            super().init_process()
-
-        def waiting_for_a_thread(self) -> int:
-            pool = getattr(self, "tpool", None)
-            queue = getattr(pool, "_work_queue", None)  # ThreadPoolExecutor's own queue
-            return int(queue.qsize()) if queue is not None else 0
-
-        def handle(self, conn: Any) -> Any:
-            guard = _GUARD
-            if guard is None:
-                return super().handle(conn)
-            guard.begin(conn)
-            try:
-                return super().handle(conn)
-            finally:
-                guard.end()
-
-    return BoundedThreadWorker
-
-
 def read_bounded(stream: Any, most: int) -> bytes:
     """At most `most` bytes of a request body, whether it has a length or is chunked: an
     endless body costs one bounded read, never a server that waits for its end."""
@@ -437,89 +318,3 @@ def folder_usage(folder: Path, *, except_name: str = "") -> tuple[int, int]:
             continue
         files += 1
     return used, files
-
-
-# -- the server ---------------------------------------------------------------------------
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """How `serve` listens: address, TLS, worker processes and threads, access log."""
-
-    listen: str = "127.0.0.1:8080"
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    workers: int = 2
-    threads: int = 8
-    access_log: bool = True
-    forwarded_allow_ips: str = "127.0.0.1,::1"
-    #: The longest a client may take to send one request (line, headers and body); a
-    #: heartbeat takes milliseconds. See `SlowClientGuard`.
-    request_timeout: float = 10.0
-    #: A request still being sent after this long is slow; at most half of a worker's
-    #: threads may be held by slow ones.
-    slow_request_seconds: float = 1.0
-
-
-def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
-    """Gunicorn settings; the access log format carries no header, so never a token."""
-    settings: dict[str, Any] = {
-        "bind": [options.listen],
-        "workers": options.workers,
-        "threads": options.threads,
-        "worker_class": bounded_worker_class(options),
-        "keepalive": 5,
-        "timeout": 30,
-        "graceful_timeout": 10,
-        "limit_request_line": 2048,
-        "limit_request_fields": 50,
-        "limit_request_field_size": 4096,
-        "accesslog": "-" if options.access_log else None,
-        "access_log_format": ACCESS_LOG_FORMAT,
-        "errorlog": "-",
-        "loglevel": "info",
-        "proc_name": "vcyclectl-serve",
-        "forwarded_allow_ips": options.forwarded_allow_ips,
-        # No `gunicornc` socket in $HOME: several serve instances may share a host.
-        "control_socket_disable": True,
-    }
-    if options.tls_cert or options.tls_key:
-        settings["certfile"] = options.tls_cert
-        settings["keyfile"] = options.tls_key
-    return settings
-
-
-def run(config: Config, options: ServeOptions, limits: Limits,
-        reload_config: Callable[[], Config] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (gunicorn's master handles signals and worker restarts).
-
-    Each worker builds its app after the fork from `reload_config()`, so `kill -HUP` (new
-    workers) picks up an edited configuration; a configuration that no longer loads is
-    reported and the last good one kept, so a typo never takes the service down.
-    """
-    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-
-    StateDir(config.state_dir).open(create=False)  # refuse, before binding, a bad one
-    settings = gunicorn_settings(options)
-
-    def fresh_app() -> FeedbackApp:
-        current = config
-        if reload_config is not None:
-            try:
-                current = reload_config()
-            except VcyclectlError as exc:
-                log.warning("serve: configuration does not load, keeping the last good one",
-                            error=str(exc))
-        return FeedbackApp(current, limits)
-
-    class _Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in settings.items():
-                if key in self.cfg.settings:  # an older gunicorn lacks the newest keys
-                    self.cfg.set(key, value)
-
-        def load(self) -> FeedbackApp:
-            return fresh_app()
-
-    _Server().run()

@@ -1,0 +1,102 @@
+"""Serving the feedback app: gunicorn (imported only here, only by `serve`) with threaded
+workers guarded against slow clients, settings that never log a token, and a configuration
+reloaded by each new worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from vcyclectl import log
+
+
+from vcyclectl.config import Config
+from vcyclectl.errors import VcyclectlError
+from vcyclectl.state.store import StateDir
+
+from vcyclectl.feedback.app import FeedbackApp, Limits
+from vcyclectl.feedback.slowclients import bounded_worker_class
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How `serve` listens: address, TLS, worker processes and threads, access log."""
+
+    listen: str = "127.0.0.1:8080"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    workers: int = 2
+    threads: int = 8
+    access_log: bool = True
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    #: The longest a client may take to send one request (line, headers and body); a
+    #: heartbeat takes milliseconds. See `SlowClientGuard`.
+    request_timeout: float = 10.0
+    #: A request still being sent after this long is slow; at most half of a worker's
+    #: threads may be held by slow ones.
+    slow_request_seconds: float = 1.0
+
+
+def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
+    """Gunicorn settings; the access log format carries no header, so never a token."""
+    settings: dict[str, Any] = {
+        "bind": [options.listen],
+        "workers": options.workers,
+        "threads": options.threads,
+        "worker_class": bounded_worker_class(options),
+        "keepalive": 5,
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "limit_request_line": 2048,
+        "limit_request_fields": 50,
+        "limit_request_field_size": 4096,
+        "accesslog": "-" if options.access_log else None,
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "vcyclectl-serve",
+        "forwarded_allow_ips": options.forwarded_allow_ips,
+        # No `gunicornc` socket in $HOME: several serve instances may share a host.
+        "control_socket_disable": True,
+    }
+    if options.tls_cert or options.tls_key:
+        settings["certfile"] = options.tls_cert
+        settings["keyfile"] = options.tls_key
+    return settings
+
+
+def run(config: Config, options: ServeOptions, limits: Limits,
+        reload_config: Callable[[], Config] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (gunicorn's master handles signals and worker restarts).
+
+    Each worker builds its app after the fork from `reload_config()`, so `kill -HUP` (new
+    workers) picks up an edited configuration; a configuration that no longer loads is
+    reported and the last good one kept, so a typo never takes the service down.
+    """
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+    StateDir(config.state_dir).open(create=False)  # refuse, before binding, a bad one
+    settings = gunicorn_settings(options)
+
+    def fresh_app() -> FeedbackApp:
+        current = config
+        if reload_config is not None:
+            try:
+                current = reload_config()
+            except VcyclectlError as exc:
+                log.warning("serve: configuration does not load, keeping the last good one",
+                            error=str(exc))
+        return FeedbackApp(current, limits)
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in settings.items():
+                if key in self.cfg.settings:  # an older gunicorn lacks the newest keys
+                    self.cfg.set(key, value)
+
+        def load(self) -> FeedbackApp:
+            return fresh_app()
+
+    _Server().run()

@@ -1,0 +1,137 @@
+"""Slow clients must not stop `serve`: a per-worker guard closes a request still being sent
+after `request_timeout`, and bounds how many of a worker's threads slow requests may hold,
+so heartbeats keep flowing while someone drips bytes at the server (issue 22)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from vcyclectl import log
+
+
+
+if TYPE_CHECKING:
+    from vcyclectl.feedback.server import ServeOptions
+
+
+@dataclass
+class _Reading:
+    """A worker thread's current request while the client is still sending it."""
+
+    conn: Any
+    started: float
+    reading: bool = True
+
+
+class SlowClientGuard:
+    """Bounds how long, and how many, requests may hold a worker thread while their client
+    is still sending them.
+
+    Gunicorn's threaded worker hands a connection to a thread as soon as its first byte
+    arrives, and the thread then reads the request with blocking reads: a client that sends
+    a byte every few seconds holds that thread forever, and 16 such clients (workers x
+    threads) once stopped every heartbeat. A per-read socket timeout would not help (each
+    byte resets it), so the guard keeps a deadline per request instead: a reaper thread
+    shuts down the socket of any request still being read after `request_timeout`, and
+    of the oldest slow ones (reading for more than `slow_after`) beyond `max_slow`, so
+    the other threads stay free for the requests that arrive whole at once, as every
+    heartbeat does; while connections wait for a thread (`backlog`), every slow one is
+    cut, so a queue of slow clients drains at `threads / slow_after` per second. Time the
+    application spends once the request is read (an fsync on a slow filesystem) is
+    never counted.
+    """
+
+    def __init__(self, request_timeout: float, slow_after: float, max_slow: int,
+                 backlog: Callable[[], int] = lambda: 0) -> None:
+        self.request_timeout = request_timeout
+        self.slow_after = slow_after
+        self.max_slow = max_slow
+        self.backlog = backlog
+        self._lock = threading.Lock()
+        self._requests: dict[int, _Reading] = {}
+        self.cut = 0
+
+    def begin(self, conn: Any) -> None:
+        with self._lock:
+            self._requests[threading.get_ident()] = _Reading(conn, time.monotonic())
+
+    def read_done(self) -> None:
+        with self._lock:
+            current = self._requests.get(threading.get_ident())
+            if current is not None:
+                current.reading = False
+
+    def end(self) -> None:
+        with self._lock:
+            self._requests.pop(threading.get_ident(), None)
+
+    def reap(self, now: float) -> int:
+        """Cut the requests over their deadline, and the oldest slow ones over the bound."""
+        with self._lock:
+            reading = sorted((r for r in self._requests.values() if r.reading),
+                             key=lambda r: r.started)
+            late = [r for r in reading if now - r.started > self.request_timeout]
+            slow = [r for r in reading if now - r.started > self.slow_after and r not in late]
+            allowed = 0 if slow and self.backlog() > 0 else self.max_slow
+            victims = late + slow[:max(0, len(slow) - allowed)]
+            for r in victims:
+                r.reading = False  # cut once
+                try:  # the base method: no TLS close_notify from this thread
+                    socket.socket.shutdown(r.conn.sock, socket.SHUT_RDWR)
+                except (OSError, AttributeError):
+                    pass
+            self.cut += len(victims)
+        return len(victims)
+
+    def run_forever(self, interval: float = 0.1) -> None:
+        while True:
+            time.sleep(interval)
+            if self.reap(time.monotonic()):
+                log.debug("serve: cut slow requests", total=self.cut)
+
+
+#: The guard of this worker process (set after the fork); None outside `serve`.
+_GUARD: SlowClientGuard | None = None
+
+
+def request_read() -> None:
+    """The application has the whole request: its reading time is over."""
+    if _GUARD is not None:
+        _GUARD.read_done()
+
+
+def bounded_worker_class(options: "ServeOptions") -> type:
+    """Gunicorn's threaded worker with a `SlowClientGuard` around each request."""
+    from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
+
+    class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
+        def init_process(self) -> None:
+            global _GUARD
+            _GUARD = SlowClientGuard(options.request_timeout, options.slow_request_seconds,
+                                     max(1, options.threads // 2), self.waiting_for_a_thread)
+            threading.Thread(target=_GUARD.run_forever, name="vcyclectl-slow-clients",
+                             daemon=True).start()
+            super().init_process()
+
+        def waiting_for_a_thread(self) -> int:
+            pool = getattr(self, "tpool", None)
+            queue = getattr(pool, "_work_queue", None)  # ThreadPoolExecutor's own queue
+            return int(queue.qsize()) if queue is not None else 0
+
+        def handle(self, conn: Any) -> Any:
+            guard = _GUARD
+            if guard is None:
+                return super().handle(conn)
+            guard.begin(conn)
+            try:
+                return super().handle(conn)
+            finally:
+                guard.end()
+
+    return BoundedThreadWorker
+
+

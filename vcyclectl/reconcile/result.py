@@ -1,0 +1,46 @@
+"""What a pass over one space did: a value (done / skipped because locked elsewhere /
+failed and why / `--wait` ran out) that the CLI maps to exit codes in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vcyclectl.core.model import Plan
+
+Outcome = Literal["done", "skipped", "failed", "timeout"]
+
+
+@dataclass
+class SpaceResult:
+    """What a pass over one space did; `outcome` decides the exit code."""
+
+    space: str
+    outcome: Outcome
+    reason: str = ""
+    plan: Plan | None = None
+    created: int = 0
+    deleted: int = 0
+    adopted: int = 0
+    forgotten: int = 0
+    failed_calls: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.outcome in ("skipped", "timeout"):
+            return f"{self.space}: {self.outcome}, {self.reason}"
+        if self.outcome == "failed" and self.plan is None:
+            return f"{self.space}: FAILED, {self.reason}"
+        text = (f"{self.space}: created {self.created}, deleted {self.deleted}, adopted "
+                f"{self.adopted}, forgot {self.forgotten} in {self.seconds:.1f}s")
+        if self.outcome == "failed":
+            text += f"; FAILED: {self.reason}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"space": self.space, "outcome": self.outcome, "reason": self.reason,
+                "created": self.created, "deleted": self.deleted, "adopted": self.adopted,
+                "forgotten": self.forgotten, "failed_calls": self.failed_calls,
+                "seconds": round(self.seconds, 3), "errors": self.errors,
+                "plan": self.plan.to_json() if self.plan else None}

@@ -26,8 +26,9 @@ def _import(ref: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def load_driver(context: CloudContext, cloud: str) -> Cloud:
-    """Build the driver for one space, importing its module (and SDK) only now."""
+def load_driver(context: CloudContext[Any], cloud: str) -> Cloud:
+    """Build the driver for one space, importing its module (and SDK) only now. The
+    context's options are the dataclass of `cloud`; each driver checks it is."""
     try:
         cls = _import(DRIVERS[cloud])
     except KeyError:

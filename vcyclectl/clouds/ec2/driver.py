@@ -77,7 +77,7 @@ def _tags_of(instance: requests.Described) -> dict[str, str]:
 class Ec2Cloud:
     """The `Cloud` driver for one `cloud: ec2` space."""
 
-    def __init__(self, context: CloudContext) -> None:
+    def __init__(self, context: CloudContext[Ec2Options]) -> None:
         if not isinstance(context.options, Ec2Options):
             raise Fatal(f"space {context.space}: the ec2 driver needs an `ec2:` block")
         self.context = context

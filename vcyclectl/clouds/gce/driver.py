@@ -67,7 +67,7 @@ class GceCloud:
     because the transport's `requests.Session` is not documented as thread-safe.
     """
 
-    def __init__(self, context: CloudContext) -> None:
+    def __init__(self, context: CloudContext[GceOptions]) -> None:
         options = context.options
         if not isinstance(options, GceOptions):
             raise Fatal(f"space {context.space}: the gce driver needs a gce: block")

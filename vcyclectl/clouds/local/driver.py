@@ -83,7 +83,7 @@ def life_of(name: str, created_at: float, options: LocalOptions) -> Life:
 class LocalCloud:
     """Driver for `cloud: local`."""
 
-    def __init__(self, context: CloudContext) -> None:
+    def __init__(self, context: CloudContext[LocalOptions]) -> None:
         self.context = context
         self.options: LocalOptions = context.options
         self.folder = Path(context.state_dir) / "local" / context.space

@@ -50,7 +50,7 @@ class OpenStackCloud:
     network look-ups and the flavor table are made once, under a lock, and then only read.
     """
 
-    def __init__(self, context: CloudContext) -> None:
+    def __init__(self, context: CloudContext[OpenStackOptions]) -> None:
         if not isinstance(context.options, OpenStackOptions):
             raise Fatal(f"space {context.space}: the openstack driver needs an `openstack:` block")
         self._context = context

@@ -21,18 +21,18 @@ from typing import Generic, Mapping, Protocol, TypeVar, runtime_checkable
 
 from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec
 
+#: A driver's options dataclass (`LocalOptions`, `Ec2Options`, …): what its context carries.
+OptionsT = TypeVar("OptionsT")
+
 #: Tag/label keys every driver puts on the machines it creates, so that vcyclectl only
 #: ever touches its own VMs. GCE labels allow only [a-z0-9_-], hence the plain names.
-#: A driver's options dataclass (`LocalOptions`, `Ec2Options`, …): what its context carries.
-O = TypeVar("O")
-
 TAG_SPACE = "vcyclectl-space"
 TAG_MACHINETYPE = "vcyclectl-machinetype"
 TAG_STATE_ID = "vcyclectl-state-id"
 
 
 @dataclass(frozen=True)
-class CloudContext(Generic[O]):
+class CloudContext(Generic[OptionsT]):
     """What a driver is built from: one space of one state directory.
 
     `options` is the space's cloud block; `machinetype_options` holds, per machinetype, that
@@ -42,10 +42,10 @@ class CloudContext(Generic[O]):
     space: str
     state_id: str
     state_dir: Path
-    options: O
-    machinetype_options: Mapping[str, O] = field(default_factory=dict)
+    options: OptionsT
+    machinetype_options: Mapping[str, OptionsT] = field(default_factory=dict)
 
-    def options_for(self, machinetype: str) -> O:
+    def options_for(self, machinetype: str) -> OptionsT:
         return self.machinetype_options.get(machinetype, self.options)
 
 

@@ -59,6 +59,8 @@ class Machinetype:
     fizzle_seconds: float = field(default=600.0, metadata={"min": 0})
     max_wallclock_seconds: float = field(default=86400.0, metadata={"min": 0.001})
     drain_grace_seconds: float = field(default=3600.0, metadata={"min": 0})
+    accounting_fqan: str | None = None  # APEL FQAN and VO of this machinetype's jobs
+    accounting_vo: str | None = None
     cloud_options: Any = field(default=None, compare=False)
 
     def problems(self) -> list[tuple[str, str]]:
@@ -132,6 +134,7 @@ class Config:
     communities: dict[str, Community] = field(default_factory=dict)
     budgets: dict[str, Budget] = field(default_factory=dict)
     campaigns: tuple[Campaign, ...] = ()
+    accounting: Any = None  # `vcyclectl.config.accounting.Accounting`, None when off
 
     @property
     def has_policy(self) -> bool:
@@ -159,8 +162,8 @@ class _TopLevel:
     joboutputs_keep_seconds: float = field(default=86400.0, metadata={"min": 0})
 
 
-_MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options"}
-_SPACE_SPECIAL = frozenset(CLOUDS) | {"defaults", "machinetypes"}
+_MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options", "accounting"}
+_SPACE_SPECIAL = frozenset(CLOUDS) | {"defaults", "machinetypes", "accounting"}
 
 
 def config_files(path: Path | None) -> list[Path]:
@@ -186,7 +189,7 @@ def load(path: Path | None = None, *, state_dir: Path | None = None) -> Config:
 
 def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None = None) -> Config:
     """Validate a merged tree into a `Config`."""
-    top = schema.from_mapping(_TopLevel, data, ignore=frozenset({"defaults", "spaces"}) |
+    top = schema.from_mapping(_TopLevel, data, ignore=frozenset({"defaults", "spaces", "accounting"}) |
                               _POLICY_KEYS)
     defaults = _mapping(data, "defaults", "defaults")
     _check_machinetype_keys(defaults, "defaults.")
@@ -210,7 +213,15 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
         joboutputs_keep_seconds=top.joboutputs_keep_seconds,
         files=files,
         **_policy(data, spaces),
+        accounting=_accounting(data, spaces),
     )
+
+
+def _accounting(data: Located, spaces: dict[str, Space]) -> Any:
+    """The `accounting:` blocks (docs/accounting.md), parsed only when there are any."""
+    from vcyclectl.config.accounting import parse_accounting
+
+    return parse_accounting(data, list(spaces))
 
 
 def _require_feedback_url(spaces: dict[str, Space], spaces_node: Located) -> None:
@@ -370,6 +381,8 @@ def display(config: Config) -> dict[str, Any]:
         result["budgets"] = {n: _shown(b) for n, b in config.budgets.items()}
     if config.campaigns:
         result["campaigns"] = [schema.to_display(c) for c in config.campaigns]
+    if config.accounting is not None:
+        result["accounting"] = schema.to_display(config.accounting.spaces)
     return result
 
 

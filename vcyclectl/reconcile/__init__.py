@@ -171,11 +171,22 @@ class Pass:
             from vcyclectl.policy.budget import update_ledger
 
             update_ledger(self.store)
+        if self.config.accounting is not None:  # APEL records, under the lock (accounting.md)
+            self._account(now, result)
         self.store.compact(records)
         from vcyclectl.state.outputs import cleanup_outputs  # joboutputs of long-ended machines go
 
         cleanup_outputs(self.store, records, now,
                         self.config.joboutputs_keep_seconds)
+
+    def _account(self, now: float, result: SpaceResult) -> None:
+        from vcyclectl.policy.accounting import account_space
+
+        try:
+            account_space(self.config, self.space, self.store, now)
+        except (OSError, ValueError) as exc:  # the machines still get managed; retried next pass
+            result.errors.append(f"accounting: {exc}")
+            log.warning("accounting failed", space=self.space.name, error=str(exc))
 
     def _replan_creates(self, plan: Plan, observed: Observed, records: dict[str, MachineRecord],
                         confirmed: set[str]) -> list[Action]:
@@ -236,9 +247,9 @@ class Pass:
                 self._event("forget", action.name, action.machinetype, reason=action.reason,
                             message=action.message, abort=action.abort or None,
                             preempted=action.preempted or None)
-        self.store.put_records(puts)
+        self.store.add_finished(finished)  # before the records: a kill between repeats it,
+        self.store.put_records(puts)        # never loses it (accounting drops repeats by name)
         self.store.delete_records(dels)
-        self.store.add_finished(finished)
 
     def _apply_deletes(self, deletes: list[Action], records: dict[str, MachineRecord], now: float,
                        result: SpaceResult) -> set[str]:
@@ -258,8 +269,8 @@ class Pass:
                                    message=rec.message or action.message, finished=True)
             records[rec.name] = rec
             marked.append(rec)
+        self.store.add_finished(finished)  # first: see _apply_bookkeeping
         self.store.put_records(marked)  # marked before the delete calls: intent before act
-        self.store.add_finished(finished)
         self.progress.start(f"{self.space.name}: deleting", len(deletes))
 
         def delete_one(action: Action) -> None:

@@ -94,7 +94,8 @@ def test_blocks_merge_from_top_level_to_machinetype(tmp_path: Path) -> None:
     lhcb = cfg.accounting.settings(SPACE, "lhcb")
     atlas = cfg.accounting.settings(SPACE, "atlas")
     assert lhcb is not None and lhcb.gocdb_sitename == "UKI-TEST" and lhcb.messages == "both"
-    assert atlas is not None and atlas.messages == "summaries" and atlas.gocdb_sitename == "UKI-TEST"
+    assert atlas is not None and atlas.messages == "summaries"
+    assert atlas.gocdb_sitename == "UKI-TEST"
     assert lhcb.outgoing_dir(cfg.state_dir) == cfg.state_dir / "apel-outgoing"
     other = cfg.accounting.settings("other.example.org", "dune")
     assert other is not None and other.gocdb_sitename == "UKI-OTHER"
@@ -105,7 +106,8 @@ def test_blocks_merge_from_top_level_to_machinetype(tmp_path: Path) -> None:
 
 
 def test_no_sitename_means_off_and_no_block_means_none(tmp_path: Path) -> None:
-    cfg = load(tmp_path, "state_dir: s\nspaces:\n  a.local: {cloud: local, machinetypes: {x: {}}}\n")
+    cfg = load(tmp_path,
+               "state_dir: s\nspaces:\n  a.local: {cloud: local, machinetypes: {x: {}}}\n")
     assert cfg.accounting is None
     cfg = load(tmp_path, "state_dir: s\naccounting: {messages: both}\n"
                          "spaces:\n  a.local: {cloud: local, machinetypes: {x: {}}}\n")

@@ -189,8 +189,8 @@ def load(path: Path | None = None, *, state_dir: Path | None = None) -> Config:
 
 def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None = None) -> Config:
     """Validate a merged tree into a `Config`."""
-    top = schema.from_mapping(_TopLevel, data, ignore=frozenset({"defaults", "spaces", "accounting"}) |
-                              _POLICY_KEYS)
+    top = schema.from_mapping(_TopLevel, data, ignore=frozenset(
+        {"defaults", "spaces", "accounting"}) | _POLICY_KEYS)
     defaults = _mapping(data, "defaults", "defaults")
     _check_machinetype_keys(defaults, "defaults.")
     spaces_node = _mapping(data, "spaces", "spaces")

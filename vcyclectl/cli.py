@@ -15,6 +15,7 @@ from typing import Any, Optional
 import typer
 
 from vcyclectl import __version__
+from vcyclectl.commands import accounting
 from vcyclectl.commands import configcmd, doctor, drain, machines, reconcile, serve, status
 from vcyclectl.commands.importcmd import import_app
 from vcyclectl.commands.context import AppContext, check_output
@@ -73,6 +74,7 @@ app.add_typer(configcmd.config_app, name="config")
 app.command("budget")(policy_commands.budget)
 app.command("schedule")(policy_commands.schedule)
 app.command("simulate")(policy_commands.simulate)
+app.command("accounting")(accounting.accounting)
 app.add_typer(import_app, name="import")
 
 

@@ -168,7 +168,7 @@ def test_import_writes_a_loadable_config_with_secrets_in_files(
         (secrets / "aws.example.ac.uk.aws-credentials").read_text()
 
     # every option that did not carry over is named, with why
-    for expected in ("gocdb_sitename = UKI-EXAMPLE", "vacmon_hostport", "accounting_fqan",
+    for expected in ("vacmon_hostport",
                      "joboutputs_days = 7", "root_image = https://cernvm.cern.ch",
                      "shutdown_time", "[space azure.example.ac.uk] api = azure",
                      ):
@@ -177,6 +177,12 @@ def test_import_writes_a_loadable_config_with_secrets_in_files(
 
     cfg = config.load(out / "vcyclectl.yaml")
     cumulus = cfg.spaces["cumulus.example.ac.uk"]
+    # APEL accounting carries over: the site name, and each machinetype's FQAN
+    assert "# vcycle: gocdb_sitename" not in text and "# vcycle: accounting_fqan" not in text
+    assert cfg.accounting is not None
+    settings = cfg.accounting.settings("cumulus.example.ac.uk", "lhcb")
+    assert settings is not None and settings.gocdb_sitename == "UKI-EXAMPLE"
+    assert cumulus.machinetypes["lhcb"].accounting_fqan == "/lhcb/Role=NULL/Capability=NULL"
     assert cumulus.cloud == "openstack" and cumulus.processors_limit == 400
     assert cumulus.max_starting_processors == 64
     opts = cumulus.cloud_options

@@ -141,3 +141,12 @@ def test_cursor_waits_for_a_first_line_to_be_complete(tmp_path: Path) -> None:
     journal.write_bytes(b'{"a": 1}\n')
     caught = read_since(journal, caught.cursor)
     assert caught.entries == [{"a": 1}] and caught.cursor.fingerprint is not None
+
+
+def test_a_repeated_finished_line_is_paid_once(store: SpaceState) -> None:
+    """A pass appends a machine's finished line before the record that marks it finished,
+    so a pass killed between the two repeats the line; the ledger drops the repeat."""
+    counted(store, 0, 2)
+    store.add_finished([ended(1)])  # m1 again, from the retried pass
+    store.add_finished([ended(2)])
+    assert update_ledger(store).total == pytest.approx(3.0)

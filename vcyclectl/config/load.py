@@ -38,8 +38,8 @@ class _TopLevel:
     journal_keep: int = field(default=4, metadata={"min": 1, "max": 1000})
 
 
-_MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options"}
-_SPACE_SPECIAL = frozenset(CLOUDS) | {"defaults", "machinetypes"}
+_MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options", "accounting"}
+_SPACE_SPECIAL = frozenset(CLOUDS) | {"defaults", "machinetypes", "accounting"}
 
 
 def config_files(path: Path | None) -> list[Path]:
@@ -65,8 +65,8 @@ def load(path: Path | None = None, *, state_dir: Path | None = None) -> Config:
 
 def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None = None) -> Config:
     """Validate a merged tree into a `Config`."""
-    top = schema.from_mapping(_TopLevel, data, ignore=frozenset({"defaults", "spaces"}) |
-                              POLICY_KEYS)
+    top = schema.from_mapping(_TopLevel, data, ignore=frozenset(
+        {"defaults", "spaces", "accounting"}) | POLICY_KEYS)
     defaults = mapping(data, "defaults", "defaults")
     _check_machinetype_keys(defaults, "defaults.")
     spaces_node = mapping(data, "spaces", "spaces")
@@ -97,7 +97,15 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
         journal_keep=top.journal_keep,
         files=files,
         **_policy(data, spaces),
+        accounting=_accounting(data, spaces),
     )
+
+
+def _accounting(data: Located, spaces: dict[str, Space]) -> Any:
+    """The `accounting:` blocks (docs/accounting.md), parsed only when there are any."""
+    from vcyclectl.config.accounting import parse_accounting
+
+    return parse_accounting(data, list(spaces))
 
 
 def _require_feedback_url(spaces: dict[str, Space], spaces_node: Located) -> None:

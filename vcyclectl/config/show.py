@@ -37,6 +37,8 @@ def display(config: Config) -> dict[str, Any]:
         result["budgets"] = {n: _shown(b) for n, b in config.budgets.items()}
     if config.campaigns:
         result["campaigns"] = [schema.to_display(c) for c in config.campaigns]
+    if config.accounting is not None:
+        result["accounting"] = schema.to_display(config.accounting.spaces)
     return result
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # each cloud's options dataclass; imported only when a space 
     from vcyclectl.clouds.gce.options import GceOptions
     from vcyclectl.clouds.local.options import LocalOptions
     from vcyclectl.clouds.openstack.options import OpenStackOptions
+    from vcyclectl.config.accounting import Accounting
     from vcyclectl.config.pipes import PipeSource
 
     CloudOptions = Union[LocalOptions, OpenStackOptions, Ec2Options, GceOptions]
@@ -54,6 +55,8 @@ class Machinetype:
     fizzle_seconds: float = field(default=600.0, metadata={"min": 0})
     max_wallclock_seconds: float = field(default=86400.0, metadata={"min": 0.001})
     drain_grace_seconds: float = field(default=3600.0, metadata={"min": 0})
+    accounting_fqan: str | None = None  # APEL FQAN and VO of this machinetype's jobs
+    accounting_vo: str | None = None
     #: This machinetype's merged cloud block, where it overrides the space's.
     cloud_options: CloudOptions | None = field(default=None, compare=False)
     #: Where its file-naming keys were written, so a missing file is reported at its line.
@@ -138,6 +141,8 @@ class Config:
     communities: dict[str, Community] = field(default_factory=dict)
     budgets: dict[str, Budget] = field(default_factory=dict)
     campaigns: tuple[Campaign, ...] = ()
+    #: APEL publishing (docs/accounting.md); None when no block names a gocdb_sitename.
+    accounting: Accounting | None = None
 
     @property
     def has_policy(self) -> bool:

@@ -52,7 +52,6 @@ _MT_NUMBERS: dict[str, tuple[str, type]] = {
     "heartbeat_seconds": ("heartbeat_seconds", float),
 }
 _MT_NOT_CARRIED = {
-    "accounting_fqan": "accounting is recorded per space and machinetype",
     "log_joboutputs": "vcyclectl keeps every machine's outputs for joboutputs_keep_seconds",
     "log_machineoutputs": "vcyclectl keeps every machine's outputs for joboutputs_keep_seconds",
     "joboutputs_days": "set joboutputs_keep_seconds at the top level (one value for all)",
@@ -73,7 +72,6 @@ _MT_NOT_CARRIED = {
     "cvmfs_repositories": "vcyclectl does not manage CVMFS on the host",
 }
 _SPACE_NOT_CARRIED = {
-    "gocdb_sitename": "GOCDB publishing is not part of vcyclectl",
     "gocdb_cert_file": "GOCDB publishing is not part of vcyclectl",
     "gocdb_key_file": "GOCDB publishing is not part of vcyclectl",
     "vacmon_hostport": "VacMon messages are not sent; use `vcyclectl status -o json`",
@@ -185,6 +183,9 @@ class Importer:
             block.set("max_starting_processors",
                       _int(options.pop("max_starting_processors"), "max_starting_processors"))
         flavors = options.pop("flavor_names", "").split()
+        if options.get("gocdb_sitename", "").strip():  # APEL accounting (docs/accounting.md)
+            block.child("accounting").set("gocdb_sitename", options.pop("gocdb_sitename").strip(),
+                                          "Vcycle: gocdb_sitename; APEL summaries by default")
         cloud_block = block.child(cloud)
         if cloud == "openstack":
             self._openstack(name, options, cloud_block, block)
@@ -322,6 +323,8 @@ class Importer:
                 out.set(target, _number(options.pop(key), kind, key))
         if "heartbeat_file" in options:
             out.set("heartbeat_file", options.pop("heartbeat_file"))
+        if options.get("accounting_fqan", "").strip():
+            out.set("accounting_fqan", options.pop("accounting_fqan").strip())
         self._user_data(options, space, mt, out, files_dir)
 
     def _user_data(self, options: dict[str, str], space: str, mt: str, out: Block,

@@ -36,6 +36,8 @@ from vcyclectl.state.store import SpaceState, StateDir
 LEDGER_FILE = "spend.json"
 #: 1: a byte offset into finished.jsonl; 2: a cursor (file fingerprint and offset).
 LEDGER_FORMAT = 2
+#: How many recently folded machine names the ledger keeps to drop a repeated line.
+RECENT_NAMES = 10_000
 
 
 def machine_cost(price_per_hour: float | None, start: float, end: float) -> float:
@@ -77,6 +79,10 @@ class Ledger:
 
     hours: dict[int, dict[str, Spend]] = field(default_factory=dict)
     cursor: Cursor = field(default_factory=Cursor)
+    #: Names of the machines folded in last (at most `RECENT_NAMES`): a pass killed between
+    #: appending a machine's finished line and recording it repeats the line, which must
+    #: not be paid twice.
+    recent: list[str] = field(default_factory=list)
     #: What the last fold found wrong with the journal (said, never acted on by lowering).
     problems: list[str] = field(default_factory=list, repr=False, compare=False)
     #: Totals per budget window asked before, kept current by `add` (a pass asks each pass).
@@ -124,6 +130,7 @@ class Ledger:
 
     def to_record(self) -> dict[str, Any]:
         return {"format": LEDGER_FORMAT, "cursor": self.cursor.to_record(),
+                "recent": self.recent[-RECENT_NAMES:],
                 "hours": {str(h): {mt: s.to_list() for mt, s in by.items()}
                           for h, by in sorted(self.hours.items())}}
 
@@ -145,7 +152,8 @@ class Ledger:
             if isinstance(by, dict):
                 hours[int(hour)] = {str(mt): Spend.from_list(v) for mt, v in by.items()}
         if version == LEDGER_FORMAT:
-            return cls(hours=hours, cursor=Cursor.from_record(data.get("cursor")))
+            recent = [str(n) for n in data.get("recent") or []]
+            return cls(hours=hours, cursor=Cursor.from_record(data.get("cursor")), recent=recent)
         return cls(hours=hours, cursor=_cursor_from_offset(journal, int(data.get("offset") or 0)))
 
 
@@ -178,9 +186,18 @@ def fold(store: SpaceState) -> tuple[Ledger, bool]:
                 if isinstance(line, dict):
                     ledger.add(line)
     caught = read_since(store.finished_file, ledger.cursor)
+    seen = set(ledger.recent)
     for line in caught.entries:
-        if isinstance(line, dict):
-            ledger.add(line)
+        if not isinstance(line, dict):
+            continue
+        name = str(line.get("name", ""))
+        if name and name in seen:
+            continue  # the same machine's line again (a pass killed mid-way repeated it)
+        ledger.add(line)
+        if name:
+            seen.add(name)
+            ledger.recent.append(name)
+    del ledger.recent[:-RECENT_NAMES]
     changed = caught.cursor != ledger.cursor or bool(caught.entries)
     ledger.cursor = caught.cursor
     ledger.problems = caught.problems

@@ -108,6 +108,8 @@ class Pass:
             from vcyclectl.policy.budget import update_ledger
 
             update_ledger(self.store)
+        if self.config.accounting is not None:  # APEL records, under the lock (accounting.md)
+            self._account(now, result)
         self.store.compact(records)
         # Journals are rotated only now, after the ledger caught up (docs/state.md).
         for name in self.store.rotate_journals(self.config.journal_max_bytes,
@@ -117,6 +119,15 @@ class Pass:
 
         cleanup_outputs(self.store, records, now,
                         self.config.joboutputs_keep_seconds)
+
+    def _account(self, now: float, result: SpaceResult) -> None:
+        from vcyclectl.policy.accounting import account_space
+
+        try:
+            account_space(self.config, self.space, self.store, now)
+        except (OSError, ValueError) as exc:  # the machines still get managed; retried next pass
+            result.errors.append(f"accounting: {exc}")
+            log.warning("accounting failed", space=self.space.name, error=str(exc))
 
     def _replan_creates(self, plan: Plan, observed: Observed, records: dict[str, MachineRecord],
                         confirmed: set[str]) -> list[Action]:
@@ -178,9 +189,9 @@ class Pass:
                 self._event("forget", action.name, action.machinetype, reason=action.reason,
                             message=action.message, abort=action.abort or None,
                             preempted=action.preempted or None)
-        self.store.put_records(puts)
+        self.store.add_finished(finished)  # before the records: a kill between repeats it,
+        self.store.put_records(puts)        # never loses it (readers drop repeats by name)
         self.store.delete_records(dels)
-        self.store.add_finished(finished)
 
     def _apply_deletes(self, deletes: list[Action], records: dict[str, MachineRecord], now: float,
                        result: SpaceResult) -> set[str]:
@@ -200,8 +211,8 @@ class Pass:
                                    message=rec.message or action.message, finished=True)
             records[rec.name] = rec
             marked.append(rec)
+        self.store.add_finished(finished)  # first: see _apply_bookkeeping
         self.store.put_records(marked)  # marked before the delete calls: intent before act
-        self.store.add_finished(finished)
         self.progress.start(f"{self.space.name}: deleting", len(deletes))
 
         def delete_one(action: Action) -> None:

@@ -272,3 +272,38 @@ def test_vcyclectl_rotates_its_journals_and_spend_only_grows(
     assert not (folder / "finished.jsonl.3").exists()  # journal_keep: 2
     ended = json.loads((folder / "finished.jsonl.1").read_text().splitlines()[0])["name"]
     assert vc("--config", cfg, "inspect", ended, "-o", "json").code == 0  # still findable
+
+
+def test_schedule_and_simulate_refuse_what_they_cannot_model(
+        vc: VC, write_config: Callable[..., Path], tmp_path: Path) -> None:
+    """Issue 20: on an EC2-only config `schedule` printed `planned spend 0.00`, no community
+    columns and exit 0. Only local spaces are modelled: say so, exit 2, plan nothing."""
+    today = datetime.now(timezone.utc).date()
+    cfg = write_config(f"""\
+        state_dir: state
+        spaces:
+          aws.example:
+            cloud: ec2
+            processors_limit: 10
+            ec2: {{region: eu-west-2, instance_types: [m5.large]}}
+            machinetypes:
+              a: {{image: ami-12345678}}
+        budgets:
+          b: {{spaces: [aws.example], amount: 1000, start: {today}, end: {today + timedelta(days=30)}}}
+        """)
+    for command in ("schedule", "simulate"):
+        run = vc("--config", cfg, command, *(["--out", str(tmp_path / "r")]
+                                             if command == "simulate" else []))
+        assert run.code == 2, run.err
+        assert "models only `cloud: local` spaces" in run.err and "aws.example (ec2)" in run.err
+
+
+def test_schedule_markdown_has_as_many_separators_as_headers(vc: VC, write_config: Callable[..., Path]
+                                                            ) -> None:
+    cfg = write_config(churn_config(Path(".")))
+    run = vc("--config", cfg, "schedule", "--format", "markdown", "--weeks", "1")
+    assert run.code == 0, run.err
+    table = [line for line in run.out.splitlines() if line.startswith("| week")]
+    header = table[0]
+    separator = run.out.splitlines()[run.out.splitlines().index(header) + 1]
+    assert header.count("|") == separator.count("|")

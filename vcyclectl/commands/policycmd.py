@@ -77,6 +77,10 @@ def schedule(
         raise UsageError(f"--format {fmt!r} is not one of json, markdown, html")
     app = app_context(ctx)
     config = app.config()
+    from vcyclectl.policy.simulate import check_modelled
+
+    for left_out in check_modelled(config, "schedule"):
+        log.warning("space not modelled, left out of the plan", space=left_out)
     now = _when(start) or time.time()
     profile = None
     if demand is not None:
@@ -128,6 +132,10 @@ def simulate(
 
     app = app_context(ctx)
     config = app.config()
+    from vcyclectl.policy.simulate import check_modelled
+
+    for left_out in check_modelled(config, "simulate"):
+        log.warning("space not modelled, left out of the plan", space=left_out)
     starts = [b.start_at for b in config.budgets.values()]
     ends = [b.end_at for b in config.budgets.values()]
     t0 = _when(start) or (min(starts) if starts else time.time())

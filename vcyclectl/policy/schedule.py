@@ -179,8 +179,8 @@ def markdown(schedule: Schedule) -> str:
                      f"{b['from']} to {b['to']}; planned spend {b['planned_spend']:,.2f}.")
     if schedule.budgets:
         lines.append("")
-    header = "| week | from | " + " | ".join(schedule.communities) + " | spend |"
-    lines += [header, "|" + "---|" * (len(schedule.communities) + 3)]
+    columns = ["week", "from", *schedule.communities, "spend"]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for w in schedule.weeks:
         cells = " | ".join(f"{w['communities'][c]['processors']:g}" for c in schedule.communities)
         lines.append(f"| {w['week']} | {w['from']} | {cells} | {w['spend']:,.2f} |")

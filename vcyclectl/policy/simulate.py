@@ -75,6 +75,26 @@ class _SpaceSim:
     policy: SpacePolicy | None = None
 
 
+def unmodelled_spaces(config: Config) -> list[str]:
+    """Spaces the simulator cannot model: only the `local` cloud's model of a machine's life
+    and price exists; EC2, GCE and OpenStack spaces are not simulated (yet)."""
+    return [f"{name} ({space.cloud})" for name, space in config.spaces.items()
+            if space.cloud != "local"]
+
+
+def check_modelled(config: Config, what: str) -> list[str]:
+    """Refuse (a usage error, exit 2) when no space can be modelled, rather than print an
+    empty plan; otherwise the spaces left out, for a warning."""
+    from vcyclectl.errors import UsageError
+
+    left_out = unmodelled_spaces(config)
+    if left_out and len(left_out) == len(config.spaces):
+        raise UsageError(f"{what} models only `cloud: local` spaces today (a machine's life "
+                         f"and price come from the local cloud's model); this config has none: "
+                         f"{', '.join(left_out)}. Nothing was planned")
+    return left_out
+
+
 class Simulation:
     """Passes over every `local` space of `config` from `start` to `end`, one per step."""
 

@@ -132,6 +132,8 @@ class Config:
     communities: dict[str, Community] = field(default_factory=dict)
     budgets: dict[str, Budget] = field(default_factory=dict)
     campaigns: tuple[Campaign, ...] = ()
+    metrics_textfile: str | None = None  # docs/metrics.md; `{host}` is this host's name
+    vacmon_hostport: tuple[str, ...] = ()
 
     @property
     def has_policy(self) -> bool:
@@ -157,6 +159,9 @@ class _TopLevel:
     feedback_url: str | None = field(default=None, metadata={
         "pattern": r"https?://[^\s]+", "pattern_doc": "an http:// or https:// URL"})
     joboutputs_keep_seconds: float = field(default=86400.0, metadata={"min": 0})
+    metrics_textfile: str | None = field(default=None, metadata={"path": True})
+    vacmon_hostport: tuple[str, ...] = field(default=(), metadata={
+        "pattern": r"[A-Za-z0-9.-]+:[0-9]{1,5}", "pattern_doc": "host.domain:port"})
 
 
 _MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options"}
@@ -208,6 +213,7 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
         spaces=spaces,
         feedback_url=top.feedback_url,
         joboutputs_keep_seconds=top.joboutputs_keep_seconds,
+        metrics_textfile=top.metrics_textfile, vacmon_hostport=top.vacmon_hostport,
         files=files,
         **_policy(data, spaces),
     )
@@ -363,6 +369,9 @@ def display(config: Config) -> dict[str, Any]:
     if config.feedback_url:
         result["feedback_url"] = config.feedback_url
     result["joboutputs_keep_seconds"] = config.joboutputs_keep_seconds
+    if config.metrics_textfile or config.vacmon_hostport:
+        result.update(metrics_textfile=config.metrics_textfile,
+                      vacmon_hostport=list(config.vacmon_hostport))
     result["spaces"] = spaces
     if config.communities:
         result["communities"] = {n: _shown(c) for n, c in config.communities.items()}

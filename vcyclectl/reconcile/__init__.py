@@ -58,6 +58,9 @@ class SpaceResult:
     failed_calls: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    lock_seconds: float = 0.0  # for metrics (vcyclectl.monitoring): waited for the lock,
+    events: list[dict[str, Any]] = field(default_factory=list)  # what was done,
+    finished: list[dict[str, Any]] = field(default_factory=list)  # and what ended
 
     def summary(self) -> str:
         if self.outcome in ("skipped", "timeout"):
@@ -167,6 +170,7 @@ class Pass:
             creates = self._replan_creates(plan, observed, records, confirmed)
         self._apply_creates(creates, records, result)
         self.store.add_events(self.events)
+        result.events = list(self.events)
         if self.config.budgets:  # the ledger, under the lock: finished lines folded in
             from vcyclectl.policy.budget import update_ledger
 
@@ -239,6 +243,7 @@ class Pass:
         self.store.put_records(puts)
         self.store.delete_records(dels)
         self.store.add_finished(finished)
+        result.finished.extend(finished)
 
     def _apply_deletes(self, deletes: list[Action], records: dict[str, MachineRecord], now: float,
                        result: SpaceResult) -> set[str]:
@@ -260,6 +265,7 @@ class Pass:
             marked.append(rec)
         self.store.put_records(marked)  # marked before the delete calls: intent before act
         self.store.add_finished(finished)
+        result.finished.extend(finished)
         self.progress.start(f"{self.space.name}: deleting", len(deletes))
 
         def delete_one(action: Action) -> None:
@@ -443,8 +449,10 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
     try:
         if not dry_run:
             store.ensure()
+            asked = time.monotonic()
             try:
                 lock.acquire(wait)
+                result.lock_seconds = time.monotonic() - asked
             except Busy:
                 result.outcome = "skipped"
                 result.reason = f"locked by {describe_holder(lock.holder())}"
@@ -474,7 +482,9 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
                 "created": result.created, "deleted": result.deleted, "adopted": result.adopted,
                 "forgotten": result.forgotten, "failed_calls": result.failed_calls,
                 "seconds": round(time.monotonic() - started, 3), "notes": list(plan.notes),
-                "host": socket.gethostname()})
+                "host": socket.gethostname(),
+                "succeeded_at": time.time() if result.outcome == "done"
+                else (store.last_pass() or {}).get("succeeded_at")})
         return result
     except LockTimeout as exc:
         result.outcome, result.reason = "timeout", str(exc)

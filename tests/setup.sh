@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Everything the test suite needs on a fresh Debian 12 machine, idempotent:
 # the system services the cloud tests start on loopback (OpenStack control plane, MariaDB,
-# RabbitMQ; cloud-init and shellcheck for the VM definitions) and a virtualenv in .venv
+# RabbitMQ; cloud-init and shellcheck for the VM definitions; Chromium for the status page
+# test) and a virtualenv in .venv
 # with vcyclectl and its test extras. Needs root for apt (CI and the dev machines are root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for script in tests/clouds/openstack/install.sh tests/examples/install.sh; do
+for script in tests/clouds/openstack/install.sh tests/examples/install.sh tests/browser-install.sh; do
     if [ -f "$script" ]; then
         bash "$script"
     fi

@@ -16,7 +16,7 @@ from vcyclectl.core.model import CloudMachine, Flavor, MachineState
 from vcyclectl.core.names import random_names
 from vcyclectl.core.planner import Observation, plan
 from vcyclectl.core.records import Drains, MachineRecord
-from vcyclectl.commands.views import machinetype_status
+from vcyclectl.monitoring.fleet import machinetype_status
 
 NOW = 5_000_000.0
 RECORDED_STATES = [MachineState.CREATING, MachineState.STARTING, MachineState.RUNNING,

@@ -4,6 +4,8 @@ decides (skip the space, stop creating, record the failure)."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from typing import Callable, TypeVar
 
 from vcyclectl import log
@@ -11,6 +13,22 @@ from vcyclectl.errors import Transient
 
 T = TypeVar("T")
 RETRY_ATTEMPTS = 3
+#: Cloud API calls this process made, by (call, "ok" or the error's class name), retries
+#: included: what the metrics count (vcyclectl.monitoring).
+CALLS: Counter[tuple[str, str]] = Counter()
+_CALLS_LOCK = threading.Lock()
+
+
+def _counted(call: Callable[[], T], what: str) -> T:
+    outcome = "ok"
+    try:
+        return call()
+    except Exception as exc:
+        outcome = type(exc).__name__
+        raise
+    finally:
+        with _CALLS_LOCK:
+            CALLS[(what, outcome)] += 1
 
 
 def with_retries(call: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPTS) -> T:
@@ -25,5 +43,5 @@ def with_retries(call: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPT
         with attempt:
             if attempt.retry_state.attempt_number > 1:
                 log.debug("retrying", call=what, attempt=attempt.retry_state.attempt_number)
-            return call()
+            return _counted(call, what)
     raise AssertionError("unreachable")  # pragma: no cover

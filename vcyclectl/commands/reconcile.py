@@ -37,6 +37,7 @@ def reconcile(
 ) -> None:
     """One pass: create and delete the difference between desired and actual machines."""
     from vcyclectl.commands.output import progress_for_terminal, write_json
+    from vcyclectl.monitoring.passes import PassRecorder
     from vcyclectl.reconcile import reconcile_space
     from vcyclectl.state.store import StateDir
 
@@ -46,9 +47,12 @@ def reconcile(
     state_id = StateDir(config.state_dir).open(create=not dry_run)
     progress = progress_for_terminal()
     results = []
+    recorder = PassRecorder(config)
     for space in selected:
-        result = reconcile_space(config, space, state_id, wait=wait, dry_run=dry_run,
-                                 progress=progress, accept_empty=accept_empty)
+        with recorder.space() as recorded:
+            result = reconcile_space(config, space, state_id, wait=wait, dry_run=dry_run,
+                                     progress=progress, accept_empty=accept_empty)
+            recorded.append(result)
         results.append(result)
         if dry_run and result.plan is not None and app.fmt(output) != "json":
             _print_plan(result.plan)
@@ -58,6 +62,8 @@ def reconcile(
             info(app, result.summary() if not dry_run else f"{space.name}: dry run, "
                  f"{len(result.plan.creates) if result.plan else 0} to create, "
                  f"{len(result.plan.deletes) if result.plan else 0} to delete")
+    if not dry_run:
+        recorder.finish()
     if app.fmt(output) == "json":
         write_json([r.to_json() for r in results])
     raise typer.Exit(int(exit_status([r.outcome for r in results])))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 
-from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output
+from vcyclectl.commands.context import app_context
+from vcyclectl.commands.statuspage import OUTPUT_HELP, check_status_output
 
 COLUMNS = ["space", "machinetype", "machines", "processors", "processors_limit",
            "target_share", "actual_share", "backoff_until", "drained", "lock", "last_pass"]
@@ -16,7 +18,8 @@ def status(
     ctx: typer.Context,
     space: Optional[list[str]] = typer.Argument(None, help="Spaces (default: all)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help=OUTPUT_HELP,
-                                         callback=check_output),
+                                         callback=check_status_output),
+    out: Optional[Path] = typer.Option(None, "--out", help="With --output html: the file."),
 ) -> None:
     """Machines by state, processors in use against limits, shares, backoff, lock holder."""
     from vcyclectl.commands.output import write_rows
@@ -24,6 +27,10 @@ def status(
 
     app = app_context(ctx)
     config = app.config()
+    if output == "html":
+        from vcyclectl.commands.statuspage import write_status_page
+
+        return write_status_page(config, config.select(space), out)
     rows = status_rows(config, config.select(space))
     fmt = app.fmt(output)
     if fmt == "table":

@@ -6,15 +6,15 @@ reused without the CLI.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from vcyclectl.config import Config, Space
 from vcyclectl.errors import NotFound, UsageError
-from vcyclectl.core import rules
 from vcyclectl.state.lock import holder_path, is_locked, read_holder
 from vcyclectl.core.machinestate import MachineState
 from vcyclectl.core.times import iso
 from vcyclectl.core.records import Drains, MachineRecord
+from vcyclectl.monitoring.fleet import machinetype_status, record_state
 from vcyclectl.state.store import SpaceState, StateDir, valid_machine_name
 
 if TYPE_CHECKING:
@@ -22,12 +22,6 @@ if TYPE_CHECKING:
 
 LIST_FIELDS = ("name", "space", "machinetype", "state", "processors", "created_at", "draining",
                "flavor", "started_at", "zone", "cloud_id")
-
-
-def record_state(rec: MachineRecord) -> str:
-    if rec.deleting_at is not None:
-        return MachineState.DELETING.value
-    return rec.state.value
 
 
 def record_row(rec: MachineRecord, drains: Drains) -> dict[str, Any]:
@@ -173,43 +167,6 @@ def status_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]
                         "clock_skew_host": last.get("host")})
             rows.append(row)
     return rows
-
-
-def machinetype_status(space: Space, records: Mapping[str, MachineRecord],
-                       backoff: Mapping[str, float], drains: Drains,
-                       now: float) -> list[dict[str, Any]]:
-    """The per-machinetype part of `status`, pure: which machines count against limits and
-    whether a machinetype is in backoff come from `rules`, as they do for the planner."""
-    counted = [r for r in records.values() if rules.record_counts(r, space, now)]
-    hs06_total = sum(r.processors * _hs06(space, r) for r in counted)
-    shares = rules.normalised_shares({n: mt.target_share
-                                      for n, mt in space.machinetypes.items()})
-    rows: list[dict[str, Any]] = []
-    for name, mt in sorted(space.machinetypes.items()):
-        mine = [r for r in records.values() if r.machinetype == name]
-        states: dict[str, int] = {}
-        for r in mine:
-            states[record_state(r)] = states.get(record_state(r), 0) + 1
-        used = sum(r.processors for r in counted if r.machinetype == name)
-        until = rules.backoff_until(mt, backoff)
-        rows.append({
-            "space": space.name, "machinetype": name, "machines": len(mine),
-            "states": states, "processors": used,
-            "processors_limit": mt.processors_limit if mt.processors_limit is not None
-            else space.processors_limit,
-            "space_processors_limit": space.processors_limit,
-            "target_share": round(shares[name], 4),
-            "actual_share": round(used * mt.hs06_per_processor / hs06_total, 4)
-            if hs06_total else 0.0,
-            "backoff_until": iso(until) if until > now else None,
-            "drained": drains.for_machinetype(name) is not None,
-        })
-    return rows
-
-
-def _hs06(space: Space, r: MachineRecord) -> float:
-    mt = space.machinetypes.get(r.machinetype)
-    return mt.hs06_per_processor if mt else 1.0
 
 
 def doctor_rows(config: Config, spaces: Iterable[Space],

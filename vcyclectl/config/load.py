@@ -34,6 +34,9 @@ class _TopLevel:
         "pattern": r"https?://[^\s]+", "pattern_doc": "an http:// or https:// URL"})
     joboutputs_keep_seconds: float = field(default=86400.0, metadata={"min": 0})
     max_clock_skew_seconds: float = field(default=60.0, metadata={"min": 0})
+    metrics_textfile: str | None = field(default=None, metadata={"path": True})
+    vacmon_hostport: tuple[str, ...] = field(default=(), metadata={
+        "pattern": r"[A-Za-z0-9.-]+:[0-9]{1,5}", "pattern_doc": "host.domain:port"})
     journal_max_bytes: int = field(default=64 * 1024 * 1024, metadata={"min": 4096})
     journal_keep: int = field(default=4, metadata={"min": 1, "max": 1000})
 
@@ -93,6 +96,7 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
         feedback_url=top.feedback_url,
         joboutputs_keep_seconds=top.joboutputs_keep_seconds,
         max_clock_skew_seconds=top.max_clock_skew_seconds,
+        metrics_textfile=top.metrics_textfile, vacmon_hostport=top.vacmon_hostport,
         journal_max_bytes=top.journal_max_bytes,
         journal_keep=top.journal_keep,
         files=files,

@@ -28,6 +28,9 @@ def display(config: Config) -> dict[str, Any]:
         result["feedback_url"] = config.feedback_url
     result["joboutputs_keep_seconds"] = config.joboutputs_keep_seconds
     result["max_clock_skew_seconds"] = config.max_clock_skew_seconds
+    if config.metrics_textfile or config.vacmon_hostport:
+        result.update(metrics_textfile=config.metrics_textfile,
+                      vacmon_hostport=list(config.vacmon_hostport))
     result["journal_max_bytes"] = config.journal_max_bytes
     result["journal_keep"] = config.journal_keep
     result["spaces"] = spaces

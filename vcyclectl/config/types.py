@@ -141,6 +141,8 @@ class Config:
     communities: dict[str, Community] = field(default_factory=dict)
     budgets: dict[str, Budget] = field(default_factory=dict)
     campaigns: tuple[Campaign, ...] = ()
+    metrics_textfile: str | None = None  # docs/metrics.md; `{host}` is this host's name
+    vacmon_hostport: tuple[str, ...] = ()
     #: APEL publishing (docs/accounting.md); None when no block names a gocdb_sitename.
     accounting: Accounting | None = None
 

@@ -155,7 +155,8 @@ class FeedbackApp:
             log.error("serve: state directory unavailable", error=str(exc))
             reply = _text(503, f"state directory unavailable: {exc}")
         request_read()
-        headers = [("Content-Type", "text/plain; charset=utf-8"),
+        typed = any(k == "Content-Type" for k, _ in reply.headers)  # pages.py sets its own
+        headers = [*([] if typed else [("Content-Type", "text/plain; charset=utf-8")]),
                    ("Content-Length", str(len(reply.body))), ("Cache-Control", "no-store"),
                    *reply.headers]
         start_response(f"{reply.status} {_REASONS.get(reply.status, 'Error')}", headers)
@@ -171,8 +172,10 @@ class FeedbackApp:
         if not path.isprintable() or "\\" in path:
             return _text(400, "malformed path")
         parts = path.split("/")
-        if len(parts) < 2 or parts[1] != "machines":
-            return _text(404, "not found")
+        if len(parts) < 2 or parts[1] != "machines":  # `/`, `/metrics` (pages.py), or 404
+            from vcyclectl.feedback.pages import public_page
+
+            return public_page(self.config, path, method)
         if len(parts) < 6 or parts[5] == "":
             return _text(400, "malformed path: expected /machines/SPACE/NAME/SECTION/KEY")
         _, _, space, name, section, *rest = parts

@@ -51,8 +51,10 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
     try:
         if not dry_run:
             store.ensure()
+            asked = time.monotonic()
             try:
                 lock.acquire(wait)
+                result.lock_seconds = time.monotonic() - asked
             except Busy:
                 result.outcome = "skipped"
                 result.reason = f"locked by {describe_holder(lock.holder())}"
@@ -92,7 +94,9 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
                 "forgotten": result.forgotten, "failed_calls": result.failed_calls,
                 "seconds": round(time.monotonic() - started, 3), "notes": list(plan.notes),
                 "host": socket.gethostname(), "state_id": state_id,
-                "clock_skew_seconds": round(skew, 3)})
+                "clock_skew_seconds": round(skew, 3),
+                "succeeded_at": time.time() if result.outcome == "done"
+                else (store.last_pass() or {}).get("succeeded_at")})
         return result
     except LockTimeout as exc:
         result.outcome, result.reason = "timeout", str(exc)

@@ -104,6 +104,7 @@ class Pass:
             self._apply_creates(creates, records, result)
         finally:  # what was done is in the event log even when a stall stops the rest
             self.store.add_events(self.events)
+        result.events = list(self.events)
         if self.config.budgets:  # the ledger, under the lock: finished lines folded in
             from vcyclectl.policy.budget import update_ledger
 
@@ -192,6 +193,7 @@ class Pass:
         self.store.add_finished(finished)  # before the records: a kill between repeats it,
         self.store.put_records(puts)        # never loses it (readers drop repeats by name)
         self.store.delete_records(dels)
+        result.finished.extend(finished)
 
     def _apply_deletes(self, deletes: list[Action], records: dict[str, MachineRecord], now: float,
                        result: SpaceResult) -> set[str]:
@@ -213,6 +215,7 @@ class Pass:
             marked.append(rec)
         self.store.add_finished(finished)  # first: see _apply_bookkeeping
         self.store.put_records(marked)  # marked before the delete calls: intent before act
+        result.finished.extend(finished)
         self.progress.start(f"{self.space.name}: deleting", len(deletes))
 
         def delete_one(action: Action) -> None:

@@ -26,6 +26,9 @@ class SpaceResult:
     failed_calls: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    lock_seconds: float = 0.0  # for metrics (vcyclectl.monitoring): waited for the lock,
+    events: list[dict[str, Any]] = field(default_factory=list)  # what was done,
+    finished: list[dict[str, Any]] = field(default_factory=list)  # and what ended
 
     def summary(self) -> str:
         if self.outcome in ("skipped", "timeout"):

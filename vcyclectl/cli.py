@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         code = ExitStatus.USAGE
     except VcyclectlError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
+        from vcyclectl.redact import redact_text
+
+        for line in redact_text(str(exc)).splitlines() or [type(exc).__name__]:
             typer.echo(f"vcyclectl: {line}", err=True)
         code = exc.exit_status
     except BrokenPipeError:
@@ -126,7 +128,9 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        typer.echo(f"vcyclectl: internal error: {type(exc).__name__}: {exc} "
+        from vcyclectl.redact import redact_text
+
+        typer.echo(f"vcyclectl: internal error: {type(exc).__name__}: {redact_text(str(exc))} "
                    "(run with -v for the traceback; please report it)", err=True)
         code = ExitStatus.SPACE_FAILED
     sys.exit(int(code or 0))

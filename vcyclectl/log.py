@@ -43,7 +43,17 @@ def logger() -> "logging.Logger":
         if stderr_is_journal():
             handler.addFilter(_add_syslog_priority)
             line = "<%(syslog_priority)d>" + line
-        handler.setFormatter(logging.Formatter(line))
+        from vcyclectl.redact import redact_text
+
+        class RedactingFormatter(logging.Formatter):
+            """Every line we print goes through `redact_text`: no URL credential, no token."""
+
+            def format(self, record: logging.LogRecord) -> str:
+                return redact_text(super().format(record))
+
+        handler.setFormatter(RedactingFormatter(line))
+        if logging.lastResort is not None:  # SDKs' own warnings (keystoneauth's)
+            logging.lastResort.addFilter(_redact_record)
         made = logging.getLogger("vcyclectl")
         made.handlers[:] = [handler]
         made.propagate = False
@@ -95,6 +105,15 @@ def warning(message: str, **values: Any) -> None:
 def error(message: str, **values: Any) -> None:
     """Something failed: logged even with `-q`, which hides chatter, never a failure."""
     logger().error("%s %s", message, fields(**values))
+
+
+def _redact_record(record: "logging.LogRecord") -> bool:
+    """A filter for handlers we do not format: the message, redacted, in place."""
+    from vcyclectl.redact import redact_text
+
+    record.msg = redact_text(record.getMessage())
+    record.args = None
+    return True
 
 
 def setup(verbose: bool, quiet: bool) -> None:

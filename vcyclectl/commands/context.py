@@ -68,7 +68,9 @@ def check_output(value: str | None) -> str | None:
 def info(ctx: AppContext, message: str) -> None:
     """A line for people on stderr (suppressed by -q)."""
     if not ctx.quiet:
-        typer.echo(message, err=True)
+        from vcyclectl.redact import redact_text
+
+        typer.echo(redact_text(message), err=True)
 
 
 def failure(message: str, **fields: str) -> None:
@@ -79,5 +81,7 @@ def failure(message: str, **fields: str) -> None:
     """
     from vcyclectl import log
 
-    typer.echo(("<3>" if log.stderr_is_journal() else "") + message, err=True)
+    from vcyclectl.redact import redact_text
+
+    typer.echo(("<3>" if log.stderr_is_journal() else "") + redact_text(message), err=True)
     log.error("space failed", **fields)

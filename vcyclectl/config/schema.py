@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from vcyclectl.errors import ConfigError
+from vcyclectl.redact import REDACTED, looks_secret, redact_text
 from vcyclectl.config.yamlsource import Located, LocatedList, Origin
 
 _HINTS: dict[type, dict[str, Any]] = {}
 
-REDACTED = "***"
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -231,7 +231,8 @@ def to_display(obj: Any) -> Any:
             value = getattr(obj, f.name)
             if f.metadata.get("secret") and value is not None:
                 out[f.name] = REDACTED
-            elif f.metadata.get("secret_values") and isinstance(value, dict):
+            elif isinstance(value, dict) and (f.metadata.get("secret_values") or
+                                              f.name.endswith("options")):
                 out[f.name] = {k: REDACTED if looks_secret(k) else to_display(v)
                                for k, v in value.items()}
             else:
@@ -241,12 +242,6 @@ def to_display(obj: Any) -> Any:
         return {str(k): to_display(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_display(v) for v in obj]
+    if isinstance(obj, str):
+        return redact_text(obj)  # credentials inside URLs (an auth_url with user:password)
     return obj
-
-
-_SECRET_WORDS = re.compile(r"(secret|password|passwd|token|private|credential|key$)", re.I)
-
-
-def looks_secret(name: str) -> bool:
-    """Free-form option names that should never be printed (`user_data_options`)."""
-    return bool(_SECRET_WORDS.search(name))

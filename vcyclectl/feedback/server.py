@@ -17,7 +17,9 @@ from vcyclectl.state.store import StateDir
 from vcyclectl.feedback.app import FeedbackApp, Limits
 from vcyclectl.feedback.slowclients import bounded_worker_class
 
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+#: The request line without its query string (`%(U)s`, not `%(r)s`): a token sent in a
+#: query string must never reach the log.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 
 
 @dataclass(frozen=True)

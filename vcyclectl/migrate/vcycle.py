@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from vcyclectl.errors import UsageError
+from vcyclectl.redact import looks_secret
 from vcyclectl.migrate.yamlblock import Block, render
 
 SPACE_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?")
 MACHINETYPE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?")
-_SECRET_OPTION = re.compile(r"(secret|password|passwd|token|private|credential|key$)", re.I)
 #: ##user_data_…## words vcyclectl fills in (userdata.FIXED), plus options.
 _KNOWN_PLACEHOLDERS = {"space", "machinetype", "machine_hostname", "manager_version",
                        "manager_hostname", "machinefeatures_url", "jobfeatures_url",
@@ -344,7 +344,7 @@ class Importer:
         for key in sorted(options):
             if key.startswith("user_data_option_"):
                 name, value = key[len("user_data_option_"):], options.pop(key)
-                if _SECRET_OPTION.search(name):
+                if looks_secret(name):
                     files[name] = self._secret(f"{space}.{mt}.{name}", value)
                 else:
                     plain[name] = value
@@ -425,7 +425,7 @@ def _section(parser: configparser.RawConfigParser, wanted: str) -> str:
 
 
 def _shown(key: str, value: str) -> str:
-    return "(secret, not shown)" if _SECRET_OPTION.search(key) else value
+    return "(secret, not shown)" if looks_secret(key) else value
 
 
 def _int(value: str, key: str) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vcyclectl.core.model import Plan
+from vcyclectl.redact import redact_text
 
 Outcome = Literal["done", "skipped", "failed", "timeout"]
 
@@ -31,6 +32,10 @@ class SpaceResult:
     finished: list[dict[str, Any]] = field(default_factory=list)  # and what ended
 
     def summary(self) -> str:
+        """One line for people; credentials in a cloud's error text never show."""
+        return redact_text(self._summary())
+
+    def _summary(self) -> str:
         if self.outcome in ("skipped", "timeout"):
             return f"{self.space}: {self.outcome}, {self.reason}"
         if self.outcome == "failed" and self.plan is None:
@@ -42,8 +47,10 @@ class SpaceResult:
         return text
 
     def to_json(self) -> dict[str, Any]:
-        return {"space": self.space, "outcome": self.outcome, "reason": self.reason,
+        return {"space": self.space, "outcome": self.outcome,
+                "reason": redact_text(self.reason),
                 "created": self.created, "deleted": self.deleted, "adopted": self.adopted,
                 "forgotten": self.forgotten, "failed_calls": self.failed_calls,
-                "seconds": round(self.seconds, 3), "errors": self.errors,
+                "seconds": round(self.seconds, 3),
+                "errors": [redact_text(e) for e in self.errors],
                 "plan": self.plan.to_json() if self.plan else None}

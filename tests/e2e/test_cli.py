@@ -367,3 +367,29 @@ def test_a_host_clock_two_hours_fast_deletes_nothing(vc: VC, write_config: Calla
     assert row["ok"] is True and abs(row["clock_skew_seconds"]) < 5
     assert vc("--config", cfg, "reconcile").code == 0  # an honest clock: nothing to end yet
     assert sorted(vc("--config", cfg, "list", "-o", "names").out.split()) == before
+
+
+def test_a_bad_record_or_drain_mark_is_skipped_and_named(vc: VC, cfg: Path) -> None:
+    """Issue 22: one bad line in records.jsonl or a bad drain file made list, status and
+    plan fail for every space with "internal error: TypeError". Now the entry is skipped
+    with its file and line, and every space is still shown."""
+    assert vc("--config", cfg, "reconcile").code == 0
+    folder = cfg.parent / "state" / "spaces" / "alpha.local"
+    with open(folder / "records.jsonl", "a") as journal:
+        journal.write('{"put": {"name": "vcyclectl-alpha-local-atlas-broken0001", '
+                      '"space": "alpha.local"}}\n')                       # fields missing
+        journal.write('{"put": {"name": "vcyclectl-alpha-local-atlas-broken0002", '
+                      '"space": "alpha.local", "machinetype": "atlas", "state": "running", '
+                      '"processors": "many", "created_at": "yesterday"}}\n')  # wrong types
+    (folder / "drains" / "machinetype-atlas.json").write_text('{"since": "soon"}')
+    lines = (folder / "records.jsonl").read_text().count("\n")
+    for args in (("list",), ("status",), ("plan",)):
+        run = vc("--config", cfg, *args, "-o", "json")
+        assert run.code == 0, (args, run.err)
+        assert "internal error" not in run.err
+    run = vc("-v", "--config", cfg, "list", "-o", "json")
+    assert f"records.jsonl line={lines - 1}" in run.err.replace('"', "")
+    names = [m["name"] for m in json.loads(run.out)]
+    assert len(names) == 10 and not any("broken" in n for n in names)
+    spaces = {r["space"] for r in json.loads(vc("--config", cfg, "status", "-o", "json").out)}
+    assert spaces == {"alpha.local", "beta.local"}

@@ -76,16 +76,42 @@ class SpaceState:
         """Replay the journal: the last `put` of a name wins, a `del` removes it."""
         lines, _ = read_lines(self.records_file)
         self._journal_lines = len(lines)
-        raw: dict[str, Mapping[str, Any]] = {}
-        for line in lines:
+        raw: dict[str, tuple[int, Mapping[str, Any]]] = {}
+        for number, line in enumerate(lines, 1):
+            if not isinstance(line, dict):
+                continue
             if "put" in line:
                 rec = line["put"]
                 if isinstance(rec, dict) and isinstance(rec.get("name"), str):
-                    raw[rec["name"]] = rec
+                    raw[rec["name"]] = (number, rec)
             elif "del" in line:
                 raw.pop(str(line["del"]), None)
-        return {name: MachineRecord.from_record(rec) for name, rec in raw.items()
-                if valid_machine_name(name)}
+        records: dict[str, MachineRecord] = {}
+        for name, (number, rec) in raw.items():
+            if not valid_machine_name(name):
+                continue
+            record = self._record(rec, number)
+            if record is not None:
+                records[name] = record
+        return records
+
+    def _record(self, data: Mapping[str, Any], number: int) -> MachineRecord | None:
+        """One record, or None (said on stderr with the file and line) when it cannot be
+        read: a hand edit, a torn disk block, a field a newer vcyclectl wrote differently.
+        Skipping it never deletes anything: a machine without a record is adopted."""
+        try:
+            record = MachineRecord.from_record(data)
+            if not isinstance(record.created_at, (int, float)) or \
+                    not isinstance(record.processors, int) or \
+                    not isinstance(record.machinetype, str):
+                raise TypeError("created_at, processors or machinetype of the wrong type")
+            return record
+        except (TypeError, ValueError, KeyError) as exc:
+            from vcyclectl import log
+
+            log.warning("machine record unreadable, skipped", file=str(self.records_file),
+                        line=number, name=str(data.get("name")), error=str(exc))
+            return None
 
     def put_records(self, records: Iterable[MachineRecord]) -> None:
         """Write (or overwrite) records: one append and one fsync however many."""
@@ -209,10 +235,16 @@ class SpaceState:
         for entry in entries:
             if not entry.name.endswith(".json"):
                 continue
-            data = read_json(Path(entry.path))
-            if not isinstance(data, dict):
+            try:
+                data = read_json(Path(entry.path))
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+                mark = DrainMark.from_record(data)
+            except (ValueError, TypeError) as exc:  # one bad mark never stops the space
+                from vcyclectl import log
+
+                log.warning("drain mark unreadable, ignored", file=entry.path, error=str(exc))
                 continue
-            mark = DrainMark.from_record(data)
             stem = entry.name[: -len(".json")]
             if stem == "space":
                 space = mark

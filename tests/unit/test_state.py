@@ -159,3 +159,26 @@ def test_journal_tail_follows_replacements_even_when_inode_numbers_are_reused(
     restart, lines = tail.read_new()
     assert restart and lines == [{"gen": 19}]
     assert tail.read_new() == (False, [])
+
+
+def test_folders_are_0700_and_locks_0600_all_the_way_down(tmp_path: Path) -> None:
+    """Issue 22: `spaces/` and `local/` were made 0755 (mkdir's parents ignore the mode)
+    and the local cloud's lock 0644; docs/state.md says 0700 and 0600."""
+    import stat
+
+    from vcyclectl.clouds.contract import CloudContext
+    from vcyclectl.clouds.local.options import LocalOptions
+    from vcyclectl.clouds.registry import load_driver
+    from vcyclectl.state.store import StateDir
+
+    root = StateDir(tmp_path / "state")
+    root.open(create=True)
+    root.space("s").ensure()
+    cloud = load_driver(CloudContext(space="s", state_id="id", state_dir=tmp_path / "state",
+                                     options=LocalOptions()), "local")
+    cloud.list_machines()
+    with cloud._file_lock():  # type: ignore[attr-defined]
+        pass
+    for folder in ("state/spaces", "state/spaces/s", "state/local", "state/local/s"):
+        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE((tmp_path / "state/local/s/lock").stat().st_mode) == 0o600

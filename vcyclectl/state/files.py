@@ -20,8 +20,26 @@ DIR_MODE = 0o700
 
 
 def ensure_dir(path: Path) -> Path:
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """The folder and any missing parents, each 0700 (`mkdir(parents=True)` would give the
+    parents the umask's 0755: `spaces/` and `local/` were world-readable)."""
+    missing = []
+    folder = path
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:  # another host made it meanwhile
+            pass
     return path
+
+
+def open_private(path: Path, mode: str = "a+") -> Any:
+    """Open (creating it 0600, never world-readable) a file such as a lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | (os.O_APPEND if "a" in mode else 0),
+                 FILE_MODE)
+    return os.fdopen(fd, mode)
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:

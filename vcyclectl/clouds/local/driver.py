@@ -37,7 +37,8 @@ from typing import Any, Callable
 from vcyclectl.clouds.contract import CloudContext
 from vcyclectl.clouds.local.options import LocalOptions
 from vcyclectl.errors import IncompleteListing, QuotaExceeded, Transient
-from vcyclectl.state.files import JournalTail, append_lines, dumps_line, ensure_dir, write_atomic
+from vcyclectl.state.files import (JournalTail, append_lines, dumps_line, ensure_dir, open_private,
+                                   write_atomic)
 from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec, MachineState
 
 MSG_DONE = "200 Intended work completed ok"
@@ -275,7 +276,7 @@ class _FileLock:
         import portalocker
 
         ensure_dir(self.path.parent)
-        self.handle = open(self.path, "a+")
+        self.handle = open_private(self.path)
         portalocker.lock(self.handle, portalocker.LOCK_EX)
         return self
 

@@ -235,3 +235,25 @@ def test_config_check_renders_cloud_config_before_parsing(vc: VC, tmp_path: Path
     (tmp_path / "t.user_data").write_text("#cloud-config\n- just a list\n")
     run = vc("--config", good, "config", "check")
     assert run.code == 2 and "#cloud-config must be a YAML mapping" in run.err
+
+
+def test_state_dir_oddities_are_one_clear_line(vc: VC, write_config: Callable[..., Path],
+                                               tmp_path: Path) -> None:
+    """Issue 22: these were "internal error … please report it" (or a wrong message)."""
+    import json as json_
+
+    (tmp_path / "afile").write_text("")
+    cfg = write_config("state_dir: afile\nspaces:\n  a.b: {cloud: local, machinetypes: {m: {}}}\n")
+    run = vc("--config", cfg, "config", "check")
+    assert run.code == 2 and f"{cfg}:1: state_dir: " in run.err and "is a file" in run.err
+    cfg = write_config("state_dir: st\nspaces:\n  a.b: {cloud: local, machinetypes: {m: {}}}\n")
+    assert vc("--config", cfg, "reconcile").code == 0
+    fmt = tmp_path / "st" / "format.json"
+    good = json_.loads(fmt.read_text())
+    for bad, says in ((dict(good, format_version="1"), "must be a whole number, got '1'"),
+                      ({k: v for k, v in good.items() if k != "id"}, "has no state id")):
+        fmt.write_text(json_.dumps(bad))
+        run = vc("--config", cfg, "status")
+        assert run.code == 2 and says in run.err and "internal error" not in run.err, run.err
+    fmt.write_text(json_.dumps(good))
+    assert vc("--config", cfg, "status").code == 0

@@ -70,6 +70,10 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
     """Validate a merged tree into a `Config`."""
     top = schema.from_mapping(_TopLevel, data, ignore=frozenset(
         {"defaults", "spaces", "accounting"}) | POLICY_KEYS)
+    if state_dir is None and Path(top.state_dir).exists() and not Path(top.state_dir).is_dir():
+        where = data.where("state_dir")
+        raise ConfigError(f"{top.state_dir} is a file, not a directory", file=where.file,
+                          line=where.line, key="state_dir")
     defaults = mapping(data, "defaults", "defaults")
     _check_machinetype_keys(defaults, "defaults.")
     spaces_node = mapping(data, "spaces", "spaces")

@@ -120,7 +120,11 @@ def is_locked(space_dir: Path) -> bool:
     path = space_dir / "lock"
     if not path.exists():
         return False
-    with open(path, "a+") as handle:
+    try:
+        handle = open(path, "a+")
+    except OSError:  # a read-only state directory (a monitoring host): flock needs no write
+        handle = open(path, "r")
+    with handle:
         try:
             portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
         except portalocker.exceptions.LockException:

@@ -63,11 +63,22 @@ class StateDir:
             info = self._read_format()
             if info is None:
                 raise StateDirUnusable(f"cannot create {self.format_file}")
+        if not isinstance(info, dict):
+            raise StateDirUnusable(f"{self.format_file} is not a JSON object; restore it from "
+                                   "a backup (docs/state.md, \"A lost format.json\")")
         version = info.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise StateError(f"{self.format_file}: format_version {version!r} is newer than this "
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise StateDirUnusable(f"{self.format_file}: format_version must be a whole number, "
+                                   f"got {version!r}")
+        if version > FORMAT_VERSION:
+            raise StateError(f"{self.format_file}: format_version {version} is newer than this "
                              f"vcyclectl understands ({FORMAT_VERSION}); upgrade vcyclectl")
-        return str(info["id"])
+        state_id = info.get("id")
+        if not isinstance(state_id, str) or not state_id:
+            raise StateDirUnusable(f"{self.format_file} has no state id (\"id\"); it is what "
+                                   "every machine is tagged with: restore it from a backup or "
+                                   "from the machines' vcyclectl-state-id tag")
+        return state_id
 
     def _read_format(self) -> Any:
         """`format.json`, None when absent; an environment error (not a directory,

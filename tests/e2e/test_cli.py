@@ -121,6 +121,8 @@ def test_drained_machine_is_shown_draining_and_deleted_after_grace(vc: VC,
     inspected = json.loads(vc("--config", cfg, "inspect", name, "-o", "json").out)
     assert inspected["state"] == "ended"
     assert inspected["shutdown_message"] == "100 Shutdown as requested"
+    # Issue 22: the drain mark of a machine that is gone goes with it (marks never pile up).
+    assert not list((cfg.parent / "state/spaces/beta.local/drains").glob("machine-*.json"))
 
 
 def test_status_json(vc: VC, cfg: Path) -> None:

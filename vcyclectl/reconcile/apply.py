@@ -50,7 +50,7 @@ class Pass:
         self.now = now
         self.events: list[dict[str, Any]] = []
         self._events_lock = threading.Lock()
-        self._policy_drains: set[str] | None = None
+        self._machine_drains: set[str] | None = None
 
     @property
     def cloud(self) -> Cloud:
@@ -150,12 +150,12 @@ class Pass:
         with self._events_lock:
             self.events.append(entry)
 
-    def _clear_policy_drain(self, name: str) -> None:
-        """A machine that made room is gone: its policy drain mark goes with it."""
-        if self._policy_drains is None:
-            self._policy_drains = {n for n, m in self.store.drains().machines.items()
-                                   if m.by == "policy"}
-        if name in self._policy_drains:
+    def _clear_machine_drain(self, name: str) -> None:
+        """A machine is gone for good: its drain mark (an operator's or the policy's) goes
+        with it, so marks never pile up and `serve` never reads marks of ended machines."""
+        if self._machine_drains is None:
+            self._machine_drains = set(self.store.drains().machines)
+        if name in self._machine_drains:
             self.store.clear_drain(machine=name)
 
     def _apply_bookkeeping(self, plan: Plan, records: dict[str, MachineRecord], now: float,
@@ -182,8 +182,7 @@ class Pass:
             elif action.kind is ActionKind.FORGET:
                 old = records.pop(action.name, None)
                 dels.append(action.name)
-                if self.config.has_policy:
-                    self._clear_policy_drain(action.name)
+                self._clear_machine_drain(action.name)
                 result.forgotten += 1
                 if old is not None and not old.finished:
                     finished.append(finished_entry(old, now, action))

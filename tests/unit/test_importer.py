@@ -35,6 +35,7 @@ max_starting_processors = 64
 flavor_names = m1.xlarge m1.large
 gocdb_sitename = UKI-EXAMPLE
 vacmon_hostport = vacmon.example.ac.uk:8884
+cleanup_hours = 48
 
 [machinetype cumulus.example.ac.uk lhcb]
 root_image = image:cernvm4-micro-2020
@@ -168,14 +169,17 @@ def test_import_writes_a_loadable_config_with_secrets_in_files(
         (secrets / "aws.example.ac.uk.aws-credentials").read_text()
 
     # every option that did not carry over is named, with why
-    for expected in ("vacmon_hostport",
-                     "joboutputs_days = 7", "root_image = https://cernvm.cern.ch",
+    for expected in ("joboutputs_days = 7", "root_image = https://cernvm.cern.ch",
                      "shutdown_time", "[space azure.example.ac.uk] api = azure",
                      ):
         assert f"# vcycle: {expected}" in text, expected
     assert "atlas.user_data: ##user_data_url##: not carried over" in text
 
     cfg = config.load(out / "vcyclectl.yaml")
+    # issue 21: cleanup_hours and vacmon_hostport carry over to their top-level keys
+    assert cfg.joboutputs_keep_seconds == 48 * 3600.0
+    assert cfg.vacmon_hostport == ("vacmon.example.ac.uk:8884",)
+    assert "# vcycle: vacmon_hostport" not in text and "# vcycle: cleanup_hours" not in text
     cumulus = cfg.spaces["cumulus.example.ac.uk"]
     # APEL accounting carries over: the site name, and each machinetype's FQAN
     assert "# vcycle: gocdb_sitename" not in text and "# vcycle: accounting_fqan" not in text
@@ -289,3 +293,20 @@ def test_library_call_without_secrets_gives_yaml_only(tmp_path: Path) -> None:
     result = import_vcycle([tmp_path / "v.conf"], feedback_url="https://x.example.org")
     assert result.secrets == {}
     assert "cloud: ec2" in result.yaml and "region: us-east-1" in result.yaml
+
+
+def test_a_guessed_feedback_url_is_marked_change(tmp_path: Path,
+                                                 vcycle_site: tuple[list[Path], Path]) -> None:
+    """Issue 21: `feedback_url: https://HOST` was written without a `# CHANGE:` mark."""
+    files, lib = vcycle_site
+    guessed = import_vcycle(files, vcycle_dir=lib).yaml
+    given = import_vcycle(files, vcycle_dir=lib, feedback_url="https://f.example.org").yaml
+    lines = guessed.splitlines()
+    line = [i for i, text in enumerate(lines) if text.startswith("feedback_url:")][0]
+    above = []
+    for text in reversed(lines[:line]):
+        if not text.startswith("#"):
+            break
+        above.insert(0, text)
+    assert above[0].startswith("# CHANGE: guessed"), above
+    assert "CHANGE: guessed" not in given

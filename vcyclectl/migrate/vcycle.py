@@ -100,7 +100,9 @@ class Importer:
     """One conversion; collects secrets and notes as it goes."""
 
     def __init__(self, *, vcycle_dir: Path, secrets_dir: str, feedback_url: str,
-                 state_dir: str) -> None:
+                 state_dir: str, feedback_guessed: bool = False) -> None:
+        self.feedback_guessed = feedback_guessed
+        self.top_level: dict[str, tuple[object, str]] = {}
         self.vcycle_dir = vcycle_dir
         self.secrets_dir = secrets_dir
         self.feedback_url = feedback_url
@@ -131,6 +133,8 @@ class Importer:
         root.set("state_dir", self.state_dir,
                  "shared by every host that runs `vcyclectl reconcile` (Vcycle: /var/lib/vcycle)")
         root.set("feedback_url", self.feedback_url,
+                 ("CHANGE: guessed from this host's name; VMs on a real cloud must reach it. "
+                  if self.feedback_guessed else "") +
                  "the public URL of `vcyclectl serve`, where VMs send heartbeats and "
                  "shutdown messages (Vcycle: its own httpd)")
         spaces = root.child("spaces")
@@ -150,6 +154,8 @@ class Importer:
                        "(settings apply per space and machinetype here)")
         for space in space_names:
             self._space(parser, space, spaces)
+        for key, (value, comment) in self.top_level.items():
+            root.set(key, value, comment)
         return ImportResult(yaml=render(root), secrets=self.secrets,
                             not_carried=self.not_carried)
 
@@ -193,6 +199,7 @@ class Importer:
             self._ec2(name, options, cloud_block, block)
         else:
             self._gce(options, cloud_block, block)
+        self._top_level_options(options)
         for key, value in sorted(options.items()):
             why = _SPACE_NOT_CARRIED.get(key, "unknown to vcyclectl")
             self._drop(block, f"{key} = {_shown(key, value)}", why)
@@ -208,6 +215,20 @@ class Importer:
                 self._machinetype(parser, section_name, name, mt_name, mts)
             elif kind == "vacuum_pipe":
                 self._pipe(parser, section_name, name, mt_name, mts)
+
+    def _top_level_options(self, options: dict[str, str]) -> None:
+        """Vcycle options kept per space that vcyclectl keeps once, at the top level."""
+        hours = options.pop("cleanup_hours", None)
+        if hours is not None:
+            seconds = _number(hours, float, "cleanup_hours") * 3600
+            self.top_level["joboutputs_keep_seconds"] = (
+                int(seconds) if float(seconds).is_integer() else seconds,
+                f"Vcycle: cleanup_hours = {hours} (how long joboutputs outlive their machine)")
+        hostports = options.pop("vacmon_hostport", None)
+        if hostports:
+            self.top_level["vacmon_hostport"] = (
+                [h.strip() for h in hostports.replace(",", " ").split() if h.strip()],
+                "Vcycle: vacmon_hostport (VacMon machine-status messages, docs/metrics.md)")
 
     def _secret(self, name: str, value: str) -> str:
         """Write-later a secret file and return the path the YAML names."""
@@ -448,10 +469,12 @@ def import_vcycle(files: list[Path], *, vcycle_dir: Path = Path("/var/lib/vcycle
     """Convert Vcycle files (read in the order given) into vcyclectl YAML and secret files."""
     if not files:
         raise UsageError("name at least one Vcycle file (/etc/vcycle.conf /etc/vcycle.d/*.conf)")
+    guessed = feedback_url is None
     if feedback_url is None:
         import socket
 
         feedback_url = f"https://{socket.getfqdn()}"
     importer = Importer(vcycle_dir=vcycle_dir, secrets_dir=secrets_dir,
-                        feedback_url=feedback_url, state_dir=state_dir)
+                        feedback_url=feedback_url, state_dir=state_dir,
+                        feedback_guessed=guessed)
     return importer.convert(importer.read(files))

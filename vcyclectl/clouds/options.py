@@ -1,12 +1,13 @@
 """Where each cloud's config-block dataclass lives, found by name on first use.
 
-Kept apart from `clouds/base.py` so that `config` (and through it the pure planner) never
+Kept apart from `clouds/registry.py` so that `config` (and through it the pure planner) never
 imports the driver layer; the option modules themselves import no SDK.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from vcyclectl.errors import ConfigError
 
@@ -19,6 +20,13 @@ OPTIONS: dict[str, str] = {
 }
 
 
+def import_ref(ref: str) -> Any:
+    """The object a "module:attribute" reference names, its module imported only now
+    (the lazy lookup the driver registry shares)."""
+    module_name, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
 def options_class(cloud: str) -> type:
     """The frozen dataclass for a cloud's config block."""
     try:
@@ -26,9 +34,8 @@ def options_class(cloud: str) -> type:
     except KeyError:
         raise ConfigError(f"unknown cloud {cloud!r} "
                           f"(choose from {', '.join(sorted(OPTIONS))})") from None
-    module_name, _, attr = ref.partition(":")
     try:
-        cls: type = getattr(importlib.import_module(module_name), attr)
+        cls: type = import_ref(ref)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"cloud {cloud!r} is not available in this build ({exc.name})") from None
     return cls

@@ -5,10 +5,10 @@ a pass, `list --live`, `inspect --live` or `doctor` touches that space (libcloud
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from vcyclectl.clouds.contract import Cloud, CloudContext
+from vcyclectl.clouds.options import import_ref
 from vcyclectl.config import Config, Space, machinetype_options
 from vcyclectl.errors import ConfigError
 
@@ -21,16 +21,11 @@ DRIVERS: dict[str, str] = {
 }
 
 
-def _import(ref: str) -> Any:
-    module_name, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
 def load_driver(context: CloudContext[Any], cloud: str) -> Cloud:
     """Build the driver for one space, importing its module (and SDK) only now. The
     context's options are the dataclass of `cloud`; each driver checks it is."""
     try:
-        cls = _import(DRIVERS[cloud])
+        cls = import_ref(DRIVERS[cloud])
     except KeyError:
         raise ConfigError(f"unknown cloud {cloud!r}") from None
     driver: Cloud = cls(context)

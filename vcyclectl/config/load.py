@@ -68,8 +68,9 @@ def load(path: Path | None = None, *, state_dir: Path | None = None) -> Config:
 
 def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None = None) -> Config:
     """Validate a merged tree into a `Config`."""
+    data = _expand_library(data)
     top = schema.from_mapping(_TopLevel, data, ignore=frozenset(
-        {"defaults", "spaces", "accounting"}) | POLICY_KEYS)
+        {"defaults", "spaces", "accounting", "machinetypes"}) | POLICY_KEYS)
     if state_dir is None and Path(top.state_dir).exists() and not Path(top.state_dir).is_dir():
         where = data.where("state_dir")
         raise ConfigError(f"{top.state_dir} is a file, not a directory", file=where.file,
@@ -129,6 +130,14 @@ def _require_feedback_url(spaces: dict[str, Space], spaces_node: Located) -> Non
                     "needs feedback_url (the public URL of `vcyclectl serve`) at the top level",
                     file=where.file, line=where.line,
                     key=f"spaces.{name}.machinetypes.{mt.name}.heartbeat_seconds")
+
+
+def _expand_library(data: Located) -> Located:
+    """The top-level `machinetypes:` library merged into the spaces that name it (`library`)."""
+    from vcyclectl.config.library import expand_library
+
+    return expand_library(data, lambda node, prefix: schema.from_mapping(
+        Machinetype, node, prefix=prefix, ignore=(_MT_SPECIAL - {"name"}) | {"vacuum_pipe"}))
 
 
 def _check_machinetype_keys(node: Located, prefix: str) -> None:

@@ -35,26 +35,57 @@ def drain(
     ctx: typer.Context,
     target: str = typer.Argument(..., help="SPACE, SPACE/MACHINETYPE or a machine name."),
     reason: str = typer.Option("", "--reason", "-r", help="Why; shown by status and inspect."),
+    at: Optional[str] = typer.Option(
+        None, "--at", help="Schedule the drain: ISO 8601 (UTC unless an offset is given), "
+                           "+2h / +1h30m / +90s, or a Unix time. Until then machines are "
+                           "still made and all are told it as their MJF shutdowntime."),
 ) -> None:
     """No new machines for TARGET; its machines get a shutdown time and end after the grace."""
     from vcyclectl.core.records import DrainMark
 
     app = app_context(ctx)
     space, mt, machine = _resolve(app, target)
+    when = _scheduled_time(at)
     store = app.state(create=True).space(space)  # a space may be drained before its first pass
     existing = store.drains()
     current = (existing.machines.get(machine) if machine else
                existing.machinetypes.get(mt) if mt else existing.space)
-    if current is not None:
-        info(app, f"{target}: already drained since {time.ctime(current.since)}")
+    if current is not None and current.at is None:  # an immediate drain already holds
+        info(app, f"{target}: already drained since {time.ctime(current.since)}"
+                  + (" (undrain first to schedule it instead)" if when is not None else ""))
         return
     import getpass
     import socket
 
     mark = DrainMark(target=target, since=time.time(), reason=reason,
-                     by=f"{getpass.getuser()}@{socket.gethostname()}")
+                     by=f"{getpass.getuser()}@{socket.gethostname()}", at=when)
     store.set_drain(mark, machinetype=mt, machine=machine)
-    info(app, f"{target}: drained")
+    if when is None:
+        info(app, f"{target}: drained" + (" (the scheduled drain now holds at once)"
+                                          if current is not None else ""))
+    else:
+        from vcyclectl.core.times import iso
+
+        info(app, f"{target}: drain {'re' if current is not None else ''}scheduled for "
+                  f"{iso(when)}: machines are told it as their MJF shutdowntime now, and none "
+                  "are made or kept from then on (undrain cancels)")
+
+
+def _scheduled_time(at: Optional[str]) -> Optional[float]:
+    """`--at` as a Unix time in the future, or a usage error (exit 2) naming the option."""
+    if at is None:
+        return None
+    from vcyclectl.core.times import parse_when
+    from vcyclectl.errors import UsageError
+
+    now = time.time()
+    try:
+        when = parse_when(at, now)
+    except ValueError as exc:
+        raise UsageError(f"--at: {exc}") from None
+    if when <= now:
+        raise UsageError(f"--at {at!r} is in the past; drain without --at to drain now")
+    return when
 
 
 def undrain(

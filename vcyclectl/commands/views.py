@@ -115,9 +115,10 @@ def inspect_machine(config: Config, name: str, *, live: bool = False) -> dict[st
         out.update(record_row(rec, drains))
         out["record"] = rec.to_record()
         mt = space.machinetypes.get(rec.machinetype)
-        mark = drains.for_machine(name, rec.machinetype)
+        grace = mt.drain_grace_seconds if mt is not None else 0.0
+        mark = drains.for_machine(name, rec.machinetype, grace)
         if mark is not None and mt is not None:
-            out["shutdowntime"] = iso(mark.since + mt.drain_grace_seconds)
+            out["shutdowntime"] = iso(mark.shutdown_at(grace))
             out["drain_reason"] = mark.reason
         report = store.reports({name: mt.heartbeat_name if mt else "heartbeat"}).get(name)
         if report is not None:

@@ -98,20 +98,49 @@ class Report:
 
 @dataclass(frozen=True)
 class DrainMark:
-    """An operator's `drain`: since when, why, by whom."""
+    """An operator's `drain`: since when, why, by whom, and, for a drain scheduled ahead
+    (`drain --at`), the time it takes hold.
+
+    Immediate (`at` absent, every mark written before `--at` existed): no new machines from
+    `since`, and machines end at `since + drain_grace_seconds`. Scheduled: new machines go
+    on being made until `at`, every machine is told `at` as its MJF `shutdowntime`
+    meanwhile, and from `at` nothing is made and machines end. `at` is written only when
+    set, so older marks read the same; an older vcyclectl that ignores `at` drains at once,
+    erring on the side of fewer machines.
+    """
 
     target: str
     since: float
     reason: str = ""
     by: str = ""
+    at: float | None = None
 
     def to_record(self) -> dict[str, Any]:
-        return {"target": self.target, "since": self.since, "reason": self.reason, "by": self.by}
+        out: dict[str, Any] = {"target": self.target, "since": self.since,
+                               "reason": self.reason, "by": self.by}
+        if self.at is not None:
+            out["at"] = self.at
+        return out
 
     @classmethod
     def from_record(cls, data: Mapping[str, Any]) -> "DrainMark":
+        at = data.get("at")
         return cls(target=str(data.get("target", "")), since=float(data.get("since", 0)),
-                   reason=str(data.get("reason", "")), by=str(data.get("by", "")))
+                   reason=str(data.get("reason", "")), by=str(data.get("by", "")),
+                   at=float(at) if at is not None else None)
+
+    @property
+    def starts_at(self) -> float:
+        """When the drain takes hold: no new machines from then on."""
+        return self.at if self.at is not None else self.since
+
+    def in_force(self, now: float) -> bool:
+        """True once new machines must no longer be made."""
+        return now >= self.starts_at
+
+    def shutdown_at(self, grace_seconds: float) -> float:
+        """When a drained machine must be done (MJF `shutdowntime`; deleted then)."""
+        return self.at if self.at is not None else self.since + grace_seconds
 
 
 @dataclass(frozen=True)
@@ -123,9 +152,13 @@ class Drains:
     machines: Mapping[str, DrainMark] = field(default_factory=dict)
 
     def for_machinetype(self, machinetype: str) -> DrainMark | None:
-        return self.space or self.machinetypes.get(machinetype)
+        """The mark that stops this machinetype's creations first (space or machinetype)."""
+        marks = [m for m in (self.space, self.machinetypes.get(machinetype)) if m is not None]
+        return min(marks, key=lambda m: m.starts_at) if marks else None
 
-    def for_machine(self, name: str, machinetype: str) -> DrainMark | None:
+    def for_machine(self, name: str, machinetype: str,
+                    grace_seconds: float = 0.0) -> DrainMark | None:
+        """The mark that ends this machine first, given its machinetype's grace."""
         marks = [m for m in (self.space, self.machinetypes.get(machinetype),
                              self.machines.get(name)) if m is not None]
-        return min(marks, key=lambda m: m.since) if marks else None
+        return min(marks, key=lambda m: m.shutdown_at(grace_seconds)) if marks else None

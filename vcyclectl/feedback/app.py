@@ -236,7 +236,7 @@ class FeedbackApp:
         mt = self.config.spaces[store.name].machinetypes.get(rec.machinetype)
         if mt is None:
             return _text(404, "machinetype no longer configured")
-        drain = store.drains().for_machine(rec.name, rec.machinetype)
+        drain = store.drains().for_machine(rec.name, rec.machinetype, mt.drain_grace_seconds)
         value = mjf.feature(section, key, rec, mt, drain)
         if value is None:
             return _text(404, f"no {section} key {key!r} for this machine")

@@ -9,7 +9,8 @@ one VM is one job (the Vac/Vcycle convention), so machine and job values coincid
 - `hs06`, `hs06_job`: the machine's HEPSPEC06 (processors × `hs06_per_processor`);
 - `shutdowntime`, `shutdowntime_job`: Unix time by which the job must have finished: the
   earlier of created_at + `max_wallclock_seconds` and, when drained, the drain mark's time
-  + `drain_grace_seconds` (the planner deletes the machine at that same instant);
+  + `drain_grace_seconds`, or the time of a drain scheduled ahead (`drain --at`), announced
+  from the moment it is scheduled (the planner deletes the machine at that same instant);
 - `grace_secs`: `drain_grace_seconds`, the notice a drain gives before `shutdowntime`;
 - `wall_limit_secs`: `max_wallclock_seconds`; `cpu_limit_secs`: that × processors;
 - `jobstart_secs`: when the machine started (created, until the cloud saw it running);
@@ -44,7 +45,7 @@ def shutdown_time(rec: MachineRecord, mt: Machinetype, drain: DrainMark | None) 
     """When the machine must be done: wallclock end, brought forward by a drain."""
     end = rec.created_at + mt.max_wallclock_seconds
     if drain is not None:
-        end = min(end, drain.since + mt.drain_grace_seconds)
+        end = min(end, drain.shutdown_at(mt.drain_grace_seconds))
     return int(math.floor(end))
 
 

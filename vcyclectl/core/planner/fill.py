@@ -64,9 +64,12 @@ class _Filling(_Deciding):
 
     def may_create(self, mt: Machinetype) -> bool:
         mark = self.obs.drains.for_machinetype(mt.name)
-        if mark is not None:
+        if mark is not None and mark.in_force(self.now):
             self.notes.append(f"{mt.name}: drained, no new machines")
             return False
+        if mark is not None:  # scheduled ahead: made until then, told its shutdowntime
+            self.notes.append(f"{mt.name}: drain scheduled in {mark.starts_at - self.now:.0f}s; "
+                              "new machines get that MJF shutdowntime")
         if mt.target_share <= 0:
             return False
         until = rules.backoff_until(mt, self.obs.backoff, self.aborts)

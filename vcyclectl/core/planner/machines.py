@@ -58,10 +58,10 @@ class _Deciding(_Observing):
             return
         age = self.now - s.created_at
         drains = self.obs.drains
-        mark = (drains.for_machine(s.name, s.machinetype)
+        mark = (drains.for_machine(s.name, s.machinetype, mt.drain_grace_seconds)
                 if drains.space or drains.machinetypes or drains.machines else None)
         if mark is not None:
-            shutdown_time = mark.since + mt.drain_grace_seconds
+            shutdown_time = mark.shutdown_at(mt.drain_grace_seconds)
             if self.now >= shutdown_time:
                 self.delete(s, _DRAINED, f"drained ({mark.reason or 'no reason given'}) and past "
                             f"its shutdown time", MSG_REQUESTED)

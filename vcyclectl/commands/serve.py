@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from vcyclectl.commands.context import app_context, info
+from vcyclectl.commands.context import AppContext, app_context, info
 
 
 def _listen(value: str) -> str:
@@ -22,6 +22,21 @@ def _listen(value: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise typer.BadParameter(f"{value!r} is not HOST:PORT")
     return value
+
+
+def _initialise_state(app: AppContext) -> None:
+    """Create the state directory on first use, as `reconcile` does, so a new host's
+    systemd may start `serve` before the first pass. Only under an existing parent: a
+    missing parent is a wrong path or a share not mounted yet (exit 2, nothing created).
+    Read-only commands (`status`, `list`, `plan`) still refuse an uninitialised one."""
+    from vcyclectl.errors import UsageError
+
+    root = app.config().state_dir
+    if not root.exists() and not root.parent.is_dir():
+        raise UsageError(f"state directory {root}: its parent {root.parent} does not exist "
+                         "(a wrong state_dir, or the share is not mounted yet); serve creates "
+                         "the state directory only inside an existing folder")
+    app.state(create=True)  # a file, a newer format or a lost id: refused here (exit 2)
 
 
 def serve(
@@ -56,7 +71,7 @@ def serve(
         raise UsageError("--tls-cert and --tls-key go together")
     app = app_context(ctx)
     config = app.config()
-    app.state()  # refuse to serve a path that is not a state directory (exit 2)
+    _initialise_state(app)
     if not config.feedback_url:
         info(app, "vcyclectl serve: note: feedback_url is not set, so VMs are not told where "
                   "this service is (see docs/serve.md)")

@@ -30,6 +30,8 @@ from typing import Any, Iterable
 
 from vcyclectl.errors import UsageError
 from vcyclectl.redact import looks_secret
+from vcyclectl.migrate.files import X509_CERT, X509_KEY, VcycleFiles
+from vcyclectl.migrate.share import share_machinetypes
 from vcyclectl.migrate.yamlblock import Block, render
 
 SPACE_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?")
@@ -76,7 +78,8 @@ _SPACE_NOT_CARRIED = {
     "gocdb_key_file": "GOCDB publishing is not part of vcyclectl",
     "vacmon_hostport": "VacMon messages are not sent; use `vcyclectl status -o json`",
     "https_port": "set feedback_url to the public URL of `vcyclectl serve`",
-    "shutdown_time": "use `vcyclectl drain SPACE` (machines get MJF shutdowntime)",
+    "shutdown_time": "schedule it with `vcyclectl drain SPACE --at TIME` (TIME may be this "
+                     "Unix time; machines are told it as MJF shutdowntime at once)",
     "glance_api": "openstacksdk finds the image service in the catalog",
     "os_shutdown_timeout": "not needed: vcyclectl deletes servers itself",
     "usercert": "Keystone X.509 login is not supported: use an application credential",
@@ -100,10 +103,12 @@ class Importer:
     """One conversion; collects secrets and notes as it goes."""
 
     def __init__(self, *, vcycle_dir: Path, secrets_dir: str, feedback_url: str,
-                 state_dir: str, feedback_guessed: bool = False) -> None:
+                 state_dir: str, feedback_guessed: bool = False,
+                 conf_dirs: tuple[Path, ...] = ()) -> None:
         self.feedback_guessed = feedback_guessed
         self.top_level: dict[str, tuple[object, str]] = {}
         self.vcycle_dir = vcycle_dir
+        self.files = VcycleFiles(vcycle_dir, conf_dirs)
         self.secrets_dir = secrets_dir
         self.feedback_url = feedback_url
         self.state_dir = state_dir
@@ -154,6 +159,7 @@ class Importer:
                        "(settings apply per space and machinetype here)")
         for space in space_names:
             self._space(parser, space, spaces)
+        share_machinetypes(root, spaces)
         for key, (value, comment) in self.top_level.items():
             root.set(key, value, comment)
         return ImportResult(yaml=render(root), secrets=self.secrets,
@@ -298,9 +304,10 @@ class Importer:
             path = self._secret(f"{space}.aws-credentials",
                                 f"[{profile}]\naws_access_key_id = {access}\n"
                                 f"aws_secret_access_key = {secret}\n")
-            out.set("profile", profile, f"keys kept out of this file, in {path} (next to it): "
-                    f"run vcyclectl with AWS_SHARED_CREDENTIALS_FILE=/that/folder/{path} (or "
-                    "copy the profile to ~/.aws/credentials)")
+            out.set("profile", profile, "Vcycle's access_key/secret_key, as this profile of "
+                    "the credentials file below")
+            out.set("credentials_file", path, "secret: the keys, kept out of this file "
+                    "(relative to it; no AWS_SHARED_CREDENTIALS_FILE needed)")
         else:
             out.note("no keys in the Vcycle space: the standard AWS chain (profile, "
                      "environment, instance role) is used")
@@ -323,11 +330,8 @@ class Importer:
                 self._drop(out, f"{key} = (secret)", "use a service-account key file "
                            "(GOOGLE_APPLICATION_CREDENTIALS) or the host's own account")
 
-    def _files_dir(self, space: str, mt: str) -> Path:
-        return self.vcycle_dir / "spaces" / space / "machinetypes" / mt / "files"
-
     def _machinetype_options(self, options: dict[str, str], space: str, mt: str,
-                             out: Block, files_dir: Path) -> None:
+                             out: Block) -> None:
         """The options a machinetype and a vacuum_pipe section share."""
         flavors = options.pop("flavor_names", "").split()
         if flavors:
@@ -346,22 +350,24 @@ class Importer:
             out.set("heartbeat_file", options.pop("heartbeat_file"))
         if options.get("accounting_fqan", "").strip():
             out.set("accounting_fqan", options.pop("accounting_fqan").strip())
-        self._user_data(options, space, mt, out, files_dir)
+        self._user_data(options, space, mt, out)
 
-    def _user_data(self, options: dict[str, str], space: str, mt: str, out: Block,
-                   files_dir: Path) -> None:
-        """The template, its options (secret-looking ones to files) and its files."""
+    def _user_data(self, options: dict[str, str], space: str, mt: str, out: Block) -> None:
+        """The template, its options (secret-looking ones to files) and its files, found
+        where Vcycle read them (`files`), or marked CHANGE where that was a guess."""
         user_data = options.pop("user_data", None)
         if user_data:
             if user_data.startswith(("http://", "https://")):
                 self._drop(out, f"user_data = {user_data}", "vcyclectl reads templates from "
                            "files: download it once and set user_data: PATH")
             else:
-                path = Path(user_data) if user_data.startswith("/") else files_dir / user_data
-                out.set("user_data", str(path))
-                self._check_template(path, out)
+                found = self.files.named_file(space, mt, user_data, "user_data")
+                out.set("user_data", str(found.path), found.change)
+                if found.path.is_file():
+                    self._check_template(found.path, out)
         plain: dict[str, str] = {}
         files: dict[str, str] = {}
+        changes: list[str] = []  # comments above user_data_files
         for key in sorted(options):
             if key.startswith("user_data_option_"):
                 name, value = key[len("user_data_option_"):], options.pop(key)
@@ -371,13 +377,17 @@ class Importer:
                     plain[name] = value
             elif key.startswith("user_data_file_"):
                 name, value = key[len("user_data_file_"):], options.pop(key)
-                files[name] = value if value.startswith("/") else str(files_dir / value)
+                found = self.files.named_file(space, mt, value, f"user_data_file_{name}")
+                files[name] = str(found.path)
+                changes.extend([found.change] if found.change else [])
         if options.pop("user_data_proxy", "false").strip().lower() == "true":
-            files["x509_cert"] = str(files_dir / "x509cert.pem")
-            files["x509_key"] = str(files_dir / "x509key.pem")
-            out.comments.setdefault("user_data_files", []).append(
-                "user_data_proxy = True: a proxy from x509cert.pem/x509key.pem, valid for "
-                "max_wallclock_seconds, fills ##user_data_option_x509_proxy##")
+            for name, file in (("x509_cert", X509_CERT), ("x509_key", X509_KEY)):
+                found = self.files.x509_file(space, mt, file)
+                files[name] = str(found.path)
+                changes.extend([found.change] if found.change else [])
+            changes.append("user_data_proxy = True: a proxy from x509cert.pem/x509key.pem, "
+                           "valid for max_wallclock_seconds, fills "
+                           "##user_data_option_x509_proxy##")
         for key in ("user_data_proxy_cert", "user_data_proxy_key"):
             if key in options:
                 self._drop(out, f"{key} = {options.pop(key)}", "deprecated in Vcycle; "
@@ -386,6 +396,7 @@ class Importer:
             out.set("user_data_options", plain)
         if files:
             out.set("user_data_files", files)
+            out.comments.setdefault("user_data_files", []).extend(changes)
 
     def _check_template(self, path: Path, out: Block) -> None:
         """Name the ##user_data_…## words a Vcycle template uses that vcyclectl does not fill."""
@@ -410,7 +421,7 @@ class Importer:
             return
         options = dict(parser.items(section))
         out = mts.child(mt)
-        self._machinetype_options(options, space, mt, out, self._files_dir(space, mt))
+        self._machinetype_options(options, space, mt, out)
         for key, value in sorted(options.items()):
             self._drop(out, f"{key} = {_shown(key, value)}",
                        _MT_NOT_CARRIED.get(key, "unknown to vcyclectl"))
@@ -430,8 +441,7 @@ class Importer:
                 "machinetypes.md); the pipe's target_shares split this entry's total")
         if "target_share" in options:
             out.set("target_share", _number(options.pop("target_share"), float, "target_share"))
-        self._machinetype_options(options, space, prefix, out,
-                                  self._files_dir(space, prefix))
+        self._machinetype_options(options, space, prefix, out)
         for key, value in sorted(options.items()):
             self._drop(out, f"{key} = {_shown(key, value)}",
                        _MT_NOT_CARRIED.get(key, "unknown to vcyclectl"))
@@ -476,5 +486,6 @@ def import_vcycle(files: list[Path], *, vcycle_dir: Path = Path("/var/lib/vcycle
         feedback_url = f"https://{socket.getfqdn()}"
     importer = Importer(vcycle_dir=vcycle_dir, secrets_dir=secrets_dir,
                         feedback_url=feedback_url, state_dir=state_dir,
-                        feedback_guessed=guessed)
+                        feedback_guessed=guessed,
+                        conf_dirs=tuple(dict.fromkeys(Path(f).parent for f in files)))
     return importer.convert(importer.read(files))

@@ -55,8 +55,11 @@ def _comment_lines(text: str, indent: str) -> list[str]:
 
     if text.startswith("vcycle:"):  # one line each, so `grep '# vcycle:'` lists them all
         return [f"{indent}# {text}"]
-    return [f"{indent}# {line}" for line in tw.wrap(text, width=96 - len(indent))] or \
-        [f"{indent}#"]
+    # Paths, URLs and hostnames stay whole: a long one gets its own (long) line rather than
+    # being cut at the width or at a '-' inside it, so it can be copied from the comment.
+    lines = tw.wrap(text, width=96 - len(indent), break_long_words=False,
+                    break_on_hyphens=False)
+    return [f"{indent}# {line}" for line in lines] or [f"{indent}#"]
 
 
 def render(block: Block, depth: int = 0) -> str:

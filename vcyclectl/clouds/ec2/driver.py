@@ -62,6 +62,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _botocore_session(opts: Ec2Options) -> Any:
+    """A botocore session that reads `credentials_file` when the ec2 block names one, as
+    AWS_SHARED_CREDENTIALS_FILE would, without the environment having to say so."""
+    import botocore.session
+
+    session = botocore.session.Session()
+    if opts.credentials_file is not None:
+        session.set_config_variable("credentials_file", opts.credentials_file)
+    return session
+
+
 def _timestamp(value: object) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
@@ -91,10 +102,12 @@ class Ec2Cloud:
         self._subnet_use: dict[str, int] = {}
         self._no_capacity: set[tuple[str, str | None]] = set()
         #: The one error translator of this space: every EC2 call runs inside it.
-        self._errors = ErrorTranslator(space=context.space, profile=self.options.profile)
+        self._errors = ErrorTranslator(space=context.space, profile=self.options.profile,
+                                       credentials_file=self.options.credentials_file)
         opts = self.options
         with self._errors("connect"):
             session = boto3.session.Session(
+                botocore_session=_botocore_session(opts),
                 profile_name=opts.profile, region_name=opts.region,
                 aws_access_key_id=opts.access_key_id,
                 aws_secret_access_key=opts.secret_access_key,

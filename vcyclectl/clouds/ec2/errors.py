@@ -94,6 +94,7 @@ class ErrorTranslator:
 
     space: str
     profile: str | None = None
+    credentials_file: str | None = None
 
     @contextmanager
     def __call__(self, operation: str, *, machinetype: str | None = None,
@@ -107,19 +108,34 @@ class ErrorTranslator:
         except bce.ClientError as exc:
             raise _from_client_error(exc, operation, where, instance_type, image) from exc
         except bce.BotoCoreError as exc:
-            raise _from_botocore_error(exc, operation, where, self.profile) from exc
+            raise _from_botocore_error(exc, operation, where, self.profile,
+                                       self.credentials_file) from exc
+
+
+def looked_in(credentials_file: str | None) -> str:
+    """The files boto3 read credentials from, as this process sees them, for messages."""
+    import os
+
+    creds = credentials_file or os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or \
+        os.path.expanduser("~/.aws/credentials")
+    how = " (the ec2 block's credentials_file)" if credentials_file else ""
+    config = os.environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+    return f"{creds}{how} and {config}"
 
 
 def _from_botocore_error(exc: bce.BotoCoreError, operation: str, where: str,
-                         profile: str | None) -> CloudError:
+                         profile: str | None, credentials_file: str | None = None
+                         ) -> CloudError:
     """Errors before or around the request: credentials, profile, region, network."""
     if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
-        return Fatal(f"{where}: no usable AWS credentials for {operation}: set `profile` in "
-                     "the ec2 block, AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in "
-                     "the environment cron gives vcyclectl, or give the host an instance role")
+        return Fatal(f"{where}: no usable AWS credentials for {operation} (looked in "
+                     f"{looked_in(credentials_file)}, the environment and the instance role): "
+                     "set `profile` (and `credentials_file`) in the ec2 block, AWS_PROFILE or "
+                     "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment cron gives "
+                     "vcyclectl, or give the host an instance role")
     if isinstance(exc, bce.ProfileNotFound):
-        return Fatal(f"{where}: AWS profile {profile!r} is not in ~/.aws/config or "
-                     "~/.aws/credentials of the user running vcyclectl")
+        return Fatal(f"{where}: AWS profile {profile!r} is not in "
+                     f"{looked_in(credentials_file)} (read as the user running vcyclectl)")
     if isinstance(exc, bce.NoRegionError):
         return Fatal(f"{where}: no AWS region: set `region` in the ec2 block")
     if isinstance(exc, (bce.CredentialRetrievalError, bce.TokenRetrievalError, bce.SSOError,

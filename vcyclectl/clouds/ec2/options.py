@@ -35,6 +35,10 @@ class Ec2Options:
 
     region: str | None = None
     profile: str | None = None
+    #: An AWS shared credentials file (INI, `[profile]` sections) read instead of
+    #: `~/.aws/credentials`, relative to the config file: what `import vcycle` writes, so
+    #: cron, systemd and `doctor` find the keys without `AWS_SHARED_CREDENTIALS_FILE`.
+    credentials_file: str | None = field(default=None, metadata={"path": True})
     endpoint_url: str | None = None
     access_key_id: str | None = field(default=None, metadata={"secret": True})
     secret_access_key: str | None = field(default=None, metadata={"secret": True})
@@ -63,6 +67,9 @@ class Ec2Options:
                           "out and use profile, the environment or an instance role)"))
         if self.access_key_id is not None and self.profile is not None:
             found.append(("profile", "give either profile or access keys, not both"))
+        if self.access_key_id is not None and self.credentials_file is not None:
+            found.append(("credentials_file", "give either credentials_file (with profile) "
+                                              "or access keys, not both"))
         if self.session_token is not None and self.access_key_id is None:
             found.append(("session_token", "session_token needs access_key_id and "
                                            "secret_access_key"))

@@ -87,30 +87,35 @@ def _move_common(blocks: list[Block]) -> Block:
 
 
 def _one_copy_of_identical_files(blocks: list[Block]) -> None:
-    """Vcycle kept a copy of a machinetype's files per space: when the copies are the same,
-    every space names the first, so the definition can be shared."""
-    first = blocks[0]
-    paths = [_value(b, "user_data") for b in blocks]
-    if _identical(paths):
-        note = f"one copy for all spaces: Vcycle's per-space copies are identical to {paths[0]}"
-        for block in blocks:
-            _replace(block, "user_data", paths[0])
-            block.comments["user_data"] = [*first.comments.get("user_data", []), note]
+    """Vcycle kept a copy of a machinetype's files per space: spaces whose copies are the
+    same name the first of them, so the definition can be shared."""
+    olds = [_value(b, "user_data") for b in blocks]
+    for block, old, new in zip(blocks, olds, _canonical(olds), strict=True):
+        if new != old:
+            _replace(block, "user_data", new)
+            block.comments["user_data"] = [f"one copy for the spaces that share it: Vcycle's "
+                                           f"copy {old} is identical"]
     files = [_value(b, "user_data_files") for b in blocks]
-    if all(isinstance(f, dict) for f in files):
-        for name in files[0]:
-            same = [f.get(name) for f in files]
-            if _identical(same):
-                for mapping in files[1:]:
-                    mapping[name] = same[0]
+    mappings = [f for f in files if isinstance(f, dict)]
+    for name in {k for f in mappings for k in f}:
+        paths = _canonical([f.get(name) for f in mappings])
+        for mapping, path in zip(mappings, paths, strict=True):
+            if path is not None:
+                mapping[name] = path
 
 
-def _identical(paths: list[Any]) -> bool:
-    """Several different paths to readable files with the same bytes."""
-    if not all(isinstance(p, str) for p in paths) or len(set(paths)) == 1:
-        return False
-    try:
-        contents = {Path(p).read_bytes() for p in paths}
-    except OSError:
-        return False
-    return len(contents) == 1
+def _canonical(paths: list[Any]) -> list[Any]:
+    """Each path, or the first earlier path to a readable file with the same bytes."""
+    seen: dict[bytes, str] = {}
+    out: list[Any] = []
+    for path in paths:
+        if not isinstance(path, str):
+            out.append(path)
+            continue
+        try:
+            content = Path(path).read_bytes()
+        except OSError:
+            out.append(path)
+            continue
+        out.append(seen.setdefault(content, path))
+    return out

@@ -15,9 +15,10 @@ Option meanings follow Vcycle's `vcycle.conf(5)` and `vcycle/shared.py`; Vcycle 
 machinetype's files in `/var/lib/vcycle/spaces/SPACE/machinetypes/MT/files/`, which is where
 relative `user_data`, `user_data_file_*` and `root_image` names are resolved (`vcycle_dir`).
 
-It is one module of a little over 400 lines because every section's translation shares the
-`Importer`'s bookkeeping (secret files, not-carried-over comments); rendering the YAML and
-writing the result are apart (`yamlblock`, `output`).
+It is one module of a little under 500 lines because every section's translation shares the
+`Importer`'s bookkeeping (secret files, not-carried-over comments); finding Vcycle's files,
+sharing machinetypes between spaces, rendering the YAML and writing the result are apart
+(`files`, `share`, `yamlblock`, `output`).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from vcyclectl import __version__
 from vcyclectl.commands import accounting
 from vcyclectl.commands import configcmd, doctor, drain, machines, reconcile, serve, status
 from vcyclectl.commands.importcmd import import_app
+from vcyclectl.commands import render
 from vcyclectl.commands.context import AppContext, check_output
 from vcyclectl.commands import policycmd as policy_commands
 
@@ -76,6 +77,7 @@ app.command("schedule")(policy_commands.schedule)
 app.command("simulate")(policy_commands.simulate)
 app.command("accounting")(accounting.accounting)
 app.add_typer(import_app, name="import")
+app.command("render")(render.render)
 
 
 def _click_module() -> Any:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vcyclectl.config import Machinetype
 from vcyclectl.core.planner import plan
@@ -86,3 +88,29 @@ def test_times_an_operator_types(text: str, expected: float) -> None:
 def test_bad_times_say_what_is_accepted(text: str) -> None:
     with pytest.raises(ValueError, match="ISO 8601"):
         parse_when(text, NOW)
+
+
+_offsets = st.one_of(st.none(), st.floats(min_value=-500, max_value=500))
+
+
+@given(space_at=st.one_of(st.just("absent"), _offsets),
+       mt_at=st.one_of(st.just("absent"), _offsets),
+       running=st.integers(min_value=0, max_value=3))
+def test_property_creation_stops_exactly_when_a_mark_is_in_force(
+        space_at: object, mt_at: object, running: int) -> None:
+    """Whatever mix of immediate and scheduled marks: machines are made iff no mark has
+    taken hold, and a machine is kept iff no mark's shutdown time has passed."""
+    def mark(at: object, target: str) -> DrainMark | None:
+        if at == "absent":
+            return None
+        return DrainMark(target, since=NOW - 1000, at=None if at is None else NOW + at)
+
+    drains = Drains(space=mark(space_at, "s"),
+                    machinetypes={k: v for k, v in {"a": mark(mt_at, "s/a")}.items() if v})
+    machines = [machine(f"m{i}") for i in range(running)]
+    p = plan(space(4, machinetypes={"a": MT}), observe(machines, drains=drains), NOW, names())
+    marks = [m for m in (drains.space, drains.machinetypes.get("a")) if m is not None]
+    in_force = any(m.in_force(NOW) for m in marks)
+    ended = any(m.shutdown_at(MT.drain_grace_seconds) <= NOW for m in marks)
+    assert bool(p.creates) == (not in_force)
+    assert len(p.deletes) == (running if ended else 0)

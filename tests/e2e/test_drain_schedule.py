@@ -29,6 +29,11 @@ def drain_mark(tmp: Path) -> dict[str, Any]:
     return data
 
 
+def drained(config: Path) -> bool:
+    rows = json.loads(cli(config, "status", "-o", "json").stdout)
+    return bool(next(r for r in rows if r["machinetype"] == "lhcb")["drained"])
+
+
 def shutdowntime(server: Any, tmp: Path, name: str) -> int:
     status, body = server.request("GET", url(name, "machinefeatures", "shutdowntime"),
                                   token=tokens.machine_token(tmp / "state", name))
@@ -52,10 +57,12 @@ def test_a_scheduled_drain_shows_in_mjf_and_stops_replacement_at_its_time(
         assert shutdowntime(server, tmp_path, name) == int(at)
     shown = json.loads(cli(config, "inspect", made[0], "-o", "json").stdout)
     assert shown["draining"] is True and shown["drain_reason"] == "downtime"
+    assert not drained(config)  # status: still making machines
 
     time.sleep(max(0.0, at - time.time()) + 0.2)
     cli(config, "reconcile")  # its time has come: machines end and none replace them
     assert names(config) == []
+    assert drained(config)
     [plan] = json.loads(cli(config, "plan", "-o", "json").stdout)
     assert plan["outcome"] == "done"
     assert not [a for a in plan["actions"] if a["action"] == "create"]

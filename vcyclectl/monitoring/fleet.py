@@ -68,9 +68,15 @@ def machinetype_status(space: Space, records: Mapping[str, MachineRecord],
             "actual_share": round(used * mt.hs06_per_processor / hs06_total, 4)
             if hs06_total else 0.0,
             "backoff_until": iso(until) if until > now else None,
-            "drained": drains.for_machinetype(name) is not None,
+            "drained": _drained(drains, name, now),
         })
     return rows
+
+
+def _drained(drains: Drains, machinetype: str, now: float) -> bool:
+    """No new machines now: a drain scheduled ahead (`drain --at`) counts from its time."""
+    mark = drains.for_machinetype(machinetype)
+    return mark is not None and mark.in_force(now)
 
 
 def _hs06(space: Space, r: MachineRecord) -> float:

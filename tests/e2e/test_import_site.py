@@ -108,7 +108,8 @@ ATLAS = "#cloud-config\nwrite_files:\n  - {path: /etc/token, content: ##user_dat
 
 #: What the admin writes on each line the import marked `# CHANGE:` (by key); a marked line
 #: whose key is not here was reviewed and kept as it is (a file found in a flat layout).
-FIXES = {"feedback_url": "https://vcyclectl.example.ac.uk", "processors_limit": "8"}
+FIXES = {"feedback_url": "https://vcyclectl.example.ac.uk", "processors_limit": "8",
+         "state_dir": "/srv/shared/vcyclectl"}
 
 
 def vcycle_site(root: Path) -> tuple[list[Path], Path]:
@@ -189,13 +190,13 @@ def test_a_vcycle_site_moves_in_one_sitting(tmp_path: Path) -> None:
     assert text.count("from: lhcb") == 3
 
     fixed, changed = change_only_marked_lines(text)
-    assert "feedback_url" in changed and "processors_limit" in changed
+    assert {"state_dir", "feedback_url", "processors_limit"} <= set(changed)
     assert "user_data" in changed  # aws's template, found flat in /var/lib/vcycle: kept
     assert f"CHANGE: user_data found at {lib / 'lhcb.user_data'}," in \
         re.sub(r"\n *# ", " ", text)  # the comment's wrapped lines joined
     before, after = text.splitlines(), fixed.splitlines()
     assert len(before) == len(after)
-    assert sum(a != b for a, b in zip(before, after, strict=True)) == 2  # only the fixes
+    assert sum(a != b for a, b in zip(before, after, strict=True)) == 3  # only the fixes
     config.write_text(fixed)
 
     check = run_process("--config", config, "config", "check")

@@ -72,7 +72,7 @@ def test_standard_layout_is_used_as_is_without_change_marks(tmp_path: Path) -> N
     lib = tmp_path / "lib"
     mt_dir = standard_files(lib, "a.example.org")
     result = import_vcycle([site(tmp_path, ["a.example.org"])], vcycle_dir=lib,
-                           feedback_url="https://serve.example.org")
+                           feedback_url="https://serve.example.org", state_dir="/srv/vcyclectl")
     assert marks(result.yaml) == []
     assert f"user_data: {mt_dir}/files/lhcb.user_data" in result.yaml
     assert f"x509_cert: {mt_dir}/x509cert.pem" in result.yaml  # beside files/, as Vcycle reads
@@ -85,7 +85,8 @@ def test_flat_layout_beside_vcycle_conf_is_found_and_marked(tmp_path: Path) -> N
                        ("x509cert.pem", "c\n"), ("x509key.pem", "k\n")):
         (tmp_path / name).write_text(text)
     lib = tmp_path / "empty-var-lib-vcycle"
-    result = import_vcycle([conf], vcycle_dir=lib, feedback_url="https://serve.example.org")
+    result = import_vcycle([conf], vcycle_dir=lib, feedback_url="https://serve.example.org",
+                           state_dir="/srv/vcyclectl")
     found = marks(result.yaml)
     assert len(found) == 4, found
     standard = lib / "spaces/a.example.org/machinetypes/lhcb"
@@ -112,7 +113,7 @@ def test_flat_var_lib_vcycle_per_machinetype_folder(tmp_path: Path) -> None:
 def test_files_found_nowhere_keep_the_standard_path_marked(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     result = import_vcycle([site(tmp_path, ["a.example.org"])], vcycle_dir=lib,
-                           feedback_url="https://serve.example.org")
+                           feedback_url="https://serve.example.org", state_dir="/srv/v")
     found = marks(result.yaml)
     assert len(found) == 4 and all("was not found on this host" in m for m in found)
     assert f"user_data: {lib}/spaces/a.example.org/machinetypes/lhcb/files/lhcb.user_data" \
@@ -126,6 +127,7 @@ def test_every_guessed_value_is_marked(tmp_path: Path) -> None:
     result = import_vcycle([conf], vcycle_dir=tmp_path)
     found = " | ".join(marks(result.yaml))
     for guessed in ("guessed from this host's name",  # feedback_url
+                    "the default, not from Vcycle",  # state_dir
                     "creates nothing until you set it",  # processors_limit from the quota
                     "set openstack.auth_url", "no credentials",
                     "user_data /nowhere/m.user_data is not readable"):

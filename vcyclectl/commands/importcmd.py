@@ -27,8 +27,9 @@ def vcycle(
                                     help="Vcycle's state folder, where machinetype files live."),
     feedback_url: Optional[str] = typer.Option(
         None, "--feedback-url", help="Public URL of `vcyclectl serve` (default https://FQDN)."),
-    state_dir: str = typer.Option("/var/lib/vcyclectl", "--state-dir-path",
-                                  help="state_dir to write into the new configuration."),
+    state_dir: Optional[str] = typer.Option(
+        None, "--state-dir-path", help="state_dir to write into the new configuration "
+                                       "(default /var/lib/vcyclectl, marked CHANGE)."),
 ) -> None:
     """Convert Vcycle INI files into vcyclectl YAML, with a comment for what cannot carry over."""
     from vcyclectl.errors import UsageError

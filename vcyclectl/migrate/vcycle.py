@@ -89,6 +89,8 @@ _SPACE_NOT_CARRIED = {
     "api_version": "the SDK negotiates the API version",
 }
 _CLOUDS = {"openstack": "openstack", "ec2": "ec2", "google": "gce", "gce": "gce"}
+#: The state_dir written when none is given (marked CHANGE: it must be the shared folder).
+DEFAULT_STATE_DIR = "/var/lib/vcyclectl"
 
 
 @dataclass
@@ -104,7 +106,7 @@ class Importer:
     """One conversion; collects secrets and notes as it goes."""
 
     def __init__(self, *, vcycle_dir: Path, secrets_dir: str, feedback_url: str,
-                 state_dir: str, feedback_guessed: bool = False,
+                 state_dir: str | None, feedback_guessed: bool = False,
                  conf_dirs: tuple[Path, ...] = ()) -> None:
         self.feedback_guessed = feedback_guessed
         self.top_level: dict[str, tuple[object, str]] = {}
@@ -112,7 +114,8 @@ class Importer:
         self.files = VcycleFiles(vcycle_dir, conf_dirs)
         self.secrets_dir = secrets_dir
         self.feedback_url = feedback_url
-        self.state_dir = state_dir
+        self.state_dir = state_dir or DEFAULT_STATE_DIR
+        self.state_dir_guessed = not state_dir
         self.secrets: dict[str, str] = {}
         self.not_carried: list[str] = []
 
@@ -137,6 +140,8 @@ class Importer:
     def convert(self, parser: configparser.RawConfigParser) -> ImportResult:
         root = Block()
         root.set("state_dir", self.state_dir,
+                 ("CHANGE: the default, not from Vcycle: the shared folder every reconcile "
+                  "host mounts (NFS, CephFS). " if self.state_dir_guessed else "") +
                  "shared by every host that runs `vcyclectl reconcile` (Vcycle: /var/lib/vcycle)")
         root.set("feedback_url", self.feedback_url,
                  ("CHANGE: guessed from this host's name; VMs on a real cloud must reach it. "
@@ -476,7 +481,7 @@ def _number(value: str, kind: type, key: str) -> Any:
 
 def import_vcycle(files: list[Path], *, vcycle_dir: Path = Path("/var/lib/vcycle"),
                   secrets_dir: str = "secrets", feedback_url: str | None = None,
-                  state_dir: str = "/var/lib/vcyclectl") -> ImportResult:
+                  state_dir: str | None = None) -> ImportResult:
     """Convert Vcycle files (read in the order given) into vcyclectl YAML and secret files."""
     if not files:
         raise UsageError("name at least one Vcycle file (/etc/vcycle.conf /etc/vcycle.d/*.conf)")

@@ -97,3 +97,14 @@ def test_bad_times_are_usage_errors(tmp_path: Path) -> None:
     for bad, says in (("tomorrow", "ISO 8601"), ("2001-01-01T00:00Z", "in the past")):
         proc = cli(config, "drain", f"{SPACE}/lhcb", "--at", bad, check=False)
         assert proc.returncode == 2 and "--at" in proc.stderr and says in proc.stderr
+
+
+def test_an_immediate_drain_is_not_postponed_but_a_scheduled_one_can_be_brought_forward(
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path, free_port(), MACHINETYPES)
+    cli(config, "drain", f"{SPACE}/lhcb", "--at", "+1h")
+    proc = cli(config, "drain", f"{SPACE}/lhcb")  # now, after all
+    assert "now holds at once" in proc.stderr and "at" not in drain_mark(tmp_path)
+    proc = cli(config, "drain", f"{SPACE}/lhcb", "--at", "+2h")
+    assert "already drained" in proc.stderr and "undrain first" in proc.stderr
+    assert "at" not in drain_mark(tmp_path)  # an immediate drain is never put off

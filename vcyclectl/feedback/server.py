@@ -69,6 +69,19 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
     return settings
 
 
+class MissingExtra(VcyclectlError):
+    """A part of vcyclectl whose optional dependency is not installed (exit 1)."""
+
+
+def require_gunicorn() -> None:
+    """`serve` needs gunicorn, which the core install leaves out: say which extra adds it."""
+    try:
+        import gunicorn  # type: ignore[import-untyped]  # noqa: F401
+    except ModuleNotFoundError:
+        raise MissingExtra("serve needs the gunicorn package, which is not installed: "
+                           "pip install 'vcyclectl[serve]'") from None
+
+
 def run(config: Config, options: ServeOptions, limits: Limits,
         reload_config: Callable[[], Config] | None = None) -> None:
     """Serve until SIGTERM/SIGINT (gunicorn's master handles signals and worker restarts).
@@ -77,6 +90,7 @@ def run(config: Config, options: ServeOptions, limits: Limits,
     workers) picks up an edited configuration; a configuration that no longer loads is
     reported and the last good one kept, so a typo never takes the service down.
     """
+    require_gunicorn()
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     StateDir(config.state_dir).open(create=False)  # refuse, before binding, a bad one

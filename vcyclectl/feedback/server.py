@@ -58,6 +58,8 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
         "access_log_format": ACCESS_LOG_FORMAT,
         "errorlog": "-",
         "loglevel": "info",
+        # Both logs on stderr, in vcyclectl's own format (text, json or journal fields).
+        "logger_class": vcyclectl_logger_class(),
         "proc_name": "vcyclectl-serve",
         "forwarded_allow_ips": options.forwarded_allow_ips,
         # No `gunicornc` socket in $HOME: several serve instances may share a host.
@@ -67,6 +69,36 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
         settings["certfile"] = options.tls_cert
         settings["keyfile"] = options.tls_key
     return settings
+
+
+def vcyclectl_logger_class() -> type:
+    """Gunicorn's logger, writing its error log and its access log through `vcyclectl.log`:
+    on stderr (gunicorn's `-` is stdout for the access log), in the `--log-format` every
+    other line uses, each request as `request client=… method=… path=… status=… bytes=…
+    ms=…` (the path without its query string: a token there never reaches the log)."""
+    import logging
+
+    from gunicorn.glogging import Logger  # type: ignore[import-untyped]
+
+    class VcyclectlLogger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            handler = log.make_handler()
+            for logger in (self.error_log, self.access_log):
+                logger.handlers[:] = [handler]
+                logger.propagate = False
+            self.access_log.setLevel(logging.INFO)
+
+        def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+            if not self.cfg.accesslog:
+                return
+            atoms = self.atoms(resp, req, environ, request_time)
+            values = {"client": atoms["h"], "method": atoms["m"], "path": atoms["U"],
+                      "status": atoms["s"], "bytes": atoms["b"], "ms": atoms["M"]}
+            self.access_log.info("%s %s", "request", log.fields(**values),
+                                 extra={"vc_message": "request", "vc_fields": values})
+
+    return VcyclectlLogger
 
 
 class MissingExtra(VcyclectlError):

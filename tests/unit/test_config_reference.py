@@ -37,13 +37,13 @@ def _yaml(path: Path) -> Any:
     return yaml.load(path.read_text(), Loader=_PlainLoader)  # noqa: S506 (a SafeLoader)
 
 
-def _validator(ref: str | None = None) -> jsonschema.Draft202012Validator:
+def _validator(ref: str | None = None) -> jsonschema.Draft7Validator:
     schema = json_schema()
     if ref is not None:
         schema = {**schema, "$ref": f"#/$defs/{ref}"}
         schema.pop("properties"), schema.pop("required", None)
         schema.pop("additionalProperties")
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft7Validator(schema)
 
 
 def _example_configs() -> list[Path]:
@@ -57,7 +57,7 @@ def test_docs_config_md_is_current() -> None:
 
 
 def test_schema_is_a_valid_json_schema() -> None:
-    jsonschema.Draft202012Validator.check_schema(json_schema())
+    jsonschema.Draft7Validator.check_schema(json_schema())
 
 
 def test_there_are_example_configs() -> None:

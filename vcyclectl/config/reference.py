@@ -158,10 +158,10 @@ def _comments(cls: type) -> dict[str, str]:
 
 # -- JSON Schema -----------------------------------------------------------------------------
 def json_schema() -> dict[str, Any]:
-    """A JSON Schema (draft 2020-12) for editors (yaml-language-server) and for tests."""
+    """A JSON Schema (draft-07, what yaml-language-server reads best) for editors and tests."""
     defs: dict[str, Any] = {}
     root = _block_schema(tree(), defs)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+    return {"$schema": "http://json-schema.org/draft-07/schema#",
             "title": "vcyclectl configuration", **root, "$defs": defs}
 
 

@@ -37,6 +37,7 @@ MEANINGS: dict[str, str] = {
     "Budget.space_shares": "each space's slice of the amount (default: by processors_limit)",
     "Budget.reserve_margin_seconds": "added to max_wallclock_seconds when reserving a "
                                      "machine's cost",
+    "Campaign.name": "its name in status and the schedule (default COMMUNITY-START)",
     "Campaign.community": "the community whose priority is raised",
     "Campaign.start": "when the raise starts",
     "Campaign.end": "when it ends (a bare date: the end of that day)",
@@ -102,6 +103,7 @@ MEANINGS: dict[str, str] = {
                                           "transient cloud error",
     "LocalOptions.heartbeat": "running machines refresh their heartbeat",
     "LocalOptions.seed": "varies the simulated machines' random draws",
+    "LocalFlavor.name": "the flavor's name, as machinetypes' `flavors:` give it",
     "LocalFlavor.processors": "processors of this flavor",
     "LocalFlavor.memory_mb": "memory of this flavor",
     "LocalFlavor.price_per_hour": "price, for budgets",

@@ -38,6 +38,8 @@ class Block:
     about: str = ""
     extra: dict[str, "Child"] = field(default_factory=dict)
     skip: frozenset[str] = _NOT_KEYS
+    #: Keys the loader requires although their field has a default.
+    required: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -85,17 +87,17 @@ def tree() -> Block:
                    "a Vacuum Pipe URL or file: this entry becomes the pipe's machinetypes"))})
     space = Block("space", (SpaceSettings,), about=(
         "One tenancy on one cloud endpoint and region (names: lowercase letters, digits, "
-        "'.' and '-'). `cloud:` is required."),
+        "'.' and '-')."), required=frozenset({"cloud"}),
         extra={"defaults": Child(defaults, meaning="machinetype defaults for this space"),
+               **clouds, "accounting": accounting,
                "machinetypes": Child(machinetype, "named", "the space's machinetypes",
-                                     "MACHINETYPE"),
-               "accounting": accounting, **clouds})
+                                     "MACHINETYPE")})
     return Block("top level", (_TopLevel, _PolicySettings), about=(
         "`/etc/vcyclectl/vcyclectl.yaml` and every `conf.d/*.yaml` beside it, deep-merged "
         "in name order."),
-        extra={"defaults": Child(defaults, meaning="machinetype defaults for every space"),
-               "spaces": Child(space, "named", "the spaces, by name", "SPACE"),
-               "accounting": accounting})
+        extra={"accounting": accounting,
+               "defaults": Child(defaults, meaning="machinetype defaults for every space"),
+               "spaces": Child(space, "named", "the spaces, by name", "SPACE")})
 
 
 # -- one key ---------------------------------------------------------------------------------
@@ -127,7 +129,8 @@ def keys(block: Block) -> list[Key]:
                 default = f.default_factory()
             meaning = (f.metadata.get("doc") or comments.get(f.name)
                        or MEANINGS.get(f"{cls.__name__}.{f.name}", ""))
-            out.append(Key(f.name, hints[f.name], default, default is dataclasses.MISSING,
+            out.append(Key(f.name, hints[f.name], default,
+                           default is dataclasses.MISSING or f.name in block.required,
                            f.metadata, meaning))
     return out
 
@@ -172,15 +175,13 @@ def _block_schema(block: Block, defs: dict[str, Any]) -> dict[str, Any]:
         prop = _type_schema(key.tp, key.meta, defs)
         if key.meaning:
             prop = {**prop, "description": key.meaning}
-        if key.default is not dataclasses.MISSING:
+        if not key.required:
             prop["default"] = _plain(key.default)
         properties[key.name] = prop
         if key.required:
             required.append(key.name)
     for name, child in block.extra.items():
         properties[name] = {**_child_schema(child, defs), "description": child.meaning}
-    if block.title == "space":
-        required.append("cloud")
     out: dict[str, Any] = {"type": "object", "properties": properties,
                            "additionalProperties": False}
     if block.about:
@@ -257,7 +258,9 @@ def nested_block(cls: type, *, named: bool) -> Block:
 
 
 def _doc(cls: type) -> str:
-    return " ".join((inspect.getdoc(cls) or "").split())
+    """The class docstring on one line; not the signature a dataclass gets without one."""
+    text = " ".join((cls.__doc__ or "").split())
+    return "" if text.startswith(cls.__name__ + "(") else text
 
 
 def _plain(value: Any) -> Any:

@@ -48,10 +48,7 @@ def markdown(root: Block) -> str:
 
 def _collect(block: Block, path: str, sections: dict[int, _Section]) -> None:
     section = sections.setdefault(id(block), _Section(block))
-    first_visit = not section.paths
-    section.paths.append(path or "(top level)")
-    if not first_visit:
-        return
+    section.paths.append(path or "(top level)")  # the tree has no cycles: walk every path
     for key in keys(block):
         nested = _nested(key.tp)
         if nested is not None:

@@ -148,7 +148,7 @@ def test_serve_access_log_is_on_stderr_in_the_chosen_format(write_config: Callab
     assert out.read_text() == ""
     records = [json.loads(line) for line in err.read_text().splitlines()]
     requests = [r for r in records if r["message"] == "request"]
-    assert requests and requests[-1]["path"] == "/healthz" and requests[-1]["status"] == "200"
+    assert requests and requests[-1]["path"] == "/healthz" and requests[-1]["status"] == 200
     assert any("Listening at" in r["message"] for r in records)  # gunicorn's own, same format
     assert "s3cret" not in err.read_text()
     assert os.path.exists(tmp_path / "state")

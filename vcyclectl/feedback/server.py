@@ -93,8 +93,11 @@ def vcyclectl_logger_class() -> type:
             if not self.cfg.accesslog:
                 return
             atoms = self.atoms(resp, req, environ, request_time)
-            values = {"client": atoms["h"], "method": atoms["m"], "path": atoms["U"],
-                      "status": atoms["s"], "bytes": atoms["b"], "ms": atoms["M"]}
+            values: dict[str, Any] = {"client": atoms["h"], "method": atoms["m"],
+                                      "path": atoms["U"]}
+            for key, atom in (("status", "s"), ("bytes", "b"), ("ms", "M")):
+                text = str(atoms[atom])
+                values[key] = int(text) if text.isdigit() else text  # numbers in JSON
             self.access_log.info("%s %s", "request", log.fields(**values),
                                  extra={"vc_message": "request", "vc_fields": values})
 

@@ -38,6 +38,12 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+def _check_log_format(value: str) -> str:
+    if value not in ("auto", "text", "json", "journal"):
+        raise typer.BadParameter(f"{value!r} is not one of auto, text, json, journal")
+    return value
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -53,11 +59,17 @@ def main_options(
                                          callback=check_output),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    log_format: str = typer.Option("auto", "--log-format", envvar="VCYCLECTL_LOG_FORMAT",
+                                   metavar="[auto|text|json|journal]",
+                                   callback=_check_log_format,
+                                   help="Log records on stderr: text, json (one object per "
+                                        "line, for collectors) or journal (native journald "
+                                        "fields); auto: journal under systemd, else text."),
 ) -> None:
     """Global options, shared by every command."""
     from vcyclectl import log
 
-    log.setup(verbose, quiet)
+    log.setup(verbose, quiet, log_format)
     ctx.obj = AppContext(config_path=config, state_dir=state_dir, verbose=verbose, quiet=quiet,
                          output=output or "table")
 

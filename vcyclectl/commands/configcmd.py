@@ -43,3 +43,20 @@ def show(
         write_json(data)
     else:
         typer.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), nl=False)
+
+
+@config_app.command("schema")
+def schema_command() -> None:
+    """A JSON Schema of the configuration, for editors (yaml-language-server) and CI.
+
+    \b
+    Examples:
+      vcyclectl config schema > /etc/vcyclectl/vcyclectl.schema.json
+      # then, first line of vcyclectl.yaml:
+      # yaml-language-server: $schema=vcyclectl.schema.json
+    """
+    import json
+
+    from vcyclectl.config.reference import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))

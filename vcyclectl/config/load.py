@@ -69,17 +69,24 @@ def load(path: Path | None = None, *, state_dir: Path | None = None) -> Config:
 def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None = None) -> Config:
     """Validate a merged tree into a `Config`."""
     data = _expand_library(data)
-    top = schema.from_mapping(_TopLevel, data, ignore=frozenset(
-        {"defaults", "spaces", "accounting", "machinetypes"}) | POLICY_KEYS)
+    errors: list[ConfigError] = []  # top level, defaults and every space: all reported at once
+    try:
+        top = schema.from_mapping(_TopLevel, data, ignore=frozenset(
+            {"defaults", "spaces", "accounting", "machinetypes"}) | POLICY_KEYS)
+    except ConfigError as exc:
+        errors.append(exc)
+        top = _TopLevel()
     if state_dir is None and Path(top.state_dir).exists() and not Path(top.state_dir).is_dir():
         where = data.where("state_dir")
         raise ConfigError(f"{top.state_dir} is a file, not a directory", file=where.file,
                           line=where.line, key="state_dir")
     defaults = mapping(data, "defaults", "defaults")
-    _check_machinetype_keys(defaults, "defaults.")
+    try:
+        _check_machinetype_keys(defaults, "defaults.")
+    except ConfigError as exc:
+        errors.append(exc)
     spaces_node = mapping(data, "spaces", "spaces")
     spaces: dict[str, Space] = {}
-    errors: list[ConfigError] = []  # every space is checked, so one run reports them all
     for name, node in spaces_node.items():
         try:
             check_name(name, SPACE_NAME, spaces_node.where(name), "spaces." + name,
@@ -92,7 +99,7 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
                                   is not None else Path(top.state_dir))
         except ConfigError as exc:
             errors.append(exc)
-    ConfigErrors.raise_if_any(errors)
+    ConfigErrors.raise_if_any(_once_each(errors))
     if top.feedback_url is None:
         _require_feedback_url(spaces, spaces_node)
     return Config(
@@ -108,6 +115,19 @@ def build(data: Located, *, files: tuple[str, ...] = (), state_dir: Path | None 
         **_policy(data, spaces),
         accounting=_accounting(data, spaces),
     )
+
+
+def _once_each(errors: list[ConfigError]) -> list[ConfigError]:
+    """Each mistake once: a typo in `defaults:` is seen again in every machinetype that
+    inherits it, at the same file and line."""
+    seen: set[tuple[str | None, int | None, str]] = set()
+    out: list[ConfigError] = []
+    for error in ConfigErrors.flatten(errors):
+        mark = (error.file, error.line, error.message)
+        if mark not in seen:
+            seen.add(mark)
+            out.append(error)
+    return out
 
 
 def _accounting(data: Located, spaces: dict[str, Space]) -> Any:

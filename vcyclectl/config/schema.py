@@ -23,7 +23,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from vcyclectl.errors import ConfigError
+from vcyclectl.errors import ConfigError, ConfigErrors
 from vcyclectl.redact import REDACTED, looks_secret, redact_text
 from vcyclectl.config.yamlsource import Located, LocatedList, Origin
 
@@ -153,10 +153,15 @@ def _to_sequence(value: Any, tp: Any, origin: Origin, key: str, meta: Meta) -> A
         raise _fail(f"must be a list, got {_describe(value)}", origin, key)
     item_tp = get_args(tp)[0]
     origins = getattr(items, "item_origins", None)
-    out = [
-        _convert(item, item_tp, origins[i] if origins else origin, f"{key}[{i}]", meta)
-        for i, item in enumerate(items)
-    ]
+    out: list[Any] = []
+    errors: list[ConfigError] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(_convert(item, item_tp, origins[i] if origins else origin,
+                                f"{key}[{i}]", meta))
+        except ConfigError as exc:  # every bad item, not only the first
+            errors.append(exc)
+    ConfigErrors.raise_if_any(errors)
     return tuple(out) if get_origin(tp) is tuple else out
 
 
@@ -165,9 +170,14 @@ def _to_dict(value: Any, tp: Any, origin: Origin, key: str, meta: Meta) -> dict[
         raise _fail(f"must be a mapping, got {_describe(value)}", origin, key)
     _key_tp, value_tp = get_args(tp)
     result: dict[str, Any] = {}
+    errors: list[ConfigError] = []
     for k, v in value.items():
         where = value.where(k) if isinstance(value, Located) else origin
-        result[str(k)] = _convert(v, value_tp, where, f"{key}.{k}", meta)
+        try:
+            result[str(k)] = _convert(v, value_tp, where, f"{key}.{k}", meta)
+        except ConfigError as exc:
+            errors.append(exc)
+    ConfigErrors.raise_if_any(errors)
     return result
 
 
@@ -191,28 +201,34 @@ def _check_range(value: float, origin: Origin, key: str, meta: typing.Mapping[st
 
 def from_mapping(cls: type, data: Located, *, prefix: str = "",
                  ignore: frozenset[str] = frozenset()) -> Any:
-    """Build `cls` from `data`; unknown keys, wrong types and failed rules are `ConfigError`s."""
+    """Build `cls` from `data`; unknown keys, wrong types and failed rules are `ConfigError`s,
+    every one of them raised together (`ConfigErrors`), so a site fixes them in one round."""
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)
               if f.init and not f.metadata.get("internal")}
+    errors: list[ConfigError] = []
     for key in data:
         if key not in fields and key not in ignore:
             close = _closest(key, fields)
             hint = f" (did you mean {close!r}?)" if close else ""
-            raise _fail(f"unknown key{hint}", data.where(key), prefix + key)
+            errors.append(_fail(f"unknown key{hint}", data.where(key), prefix + key))
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _convert(data[name], hints[name], data.where(name), prefix + name,
-                                    f.metadata)
+            try:
+                kwargs[name] = _convert(data[name], hints[name], data.where(name),
+                                        prefix + name, f.metadata)
+            except ConfigError as exc:
+                errors.append(exc)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise _fail("is required", data.origin, prefix + name)
+            errors.append(_fail("is required", data.origin, prefix + name))
+    ConfigErrors.raise_if_any(errors)
     obj = cls(**kwargs)
     problems = getattr(obj, "problems", None)
     if problems is not None:
-        for key, message in problems():
-            where = data.where(key) if key in data else data.origin
-            raise _fail(message, where, prefix + key)
+        ConfigErrors.raise_if_any([
+            _fail(message, data.where(key) if key in data else data.origin, prefix + key)
+            for key, message in problems()])
     return obj
 
 

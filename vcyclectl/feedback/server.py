@@ -58,6 +58,8 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
         "access_log_format": ACCESS_LOG_FORMAT,
         "errorlog": "-",
         "loglevel": "info",
+        # Both logs on stderr, in vcyclectl's own format (text, json or journal fields).
+        "logger_class": vcyclectl_logger_class(),
         "proc_name": "vcyclectl-serve",
         "forwarded_allow_ips": options.forwarded_allow_ips,
         # No `gunicornc` socket in $HOME: several serve instances may share a host.
@@ -69,6 +71,52 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
     return settings
 
 
+def vcyclectl_logger_class() -> type:
+    """Gunicorn's logger, writing its error log and its access log through `vcyclectl.log`:
+    on stderr (gunicorn's `-` is stdout for the access log), in the `--log-format` every
+    other line uses, each request as `request client=… method=… path=… status=… bytes=…
+    ms=…` (the path without its query string: a token there never reaches the log)."""
+    import logging
+
+    from gunicorn.glogging import Logger  # type: ignore[import-untyped]
+
+    class VcyclectlLogger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            handler = log.make_handler()
+            for logger in (self.error_log, self.access_log):
+                logger.handlers[:] = [handler]
+                logger.propagate = False
+            self.access_log.setLevel(logging.INFO)
+
+        def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+            if not self.cfg.accesslog:
+                return
+            atoms = self.atoms(resp, req, environ, request_time)
+            values: dict[str, Any] = {"client": atoms["h"], "method": atoms["m"],
+                                      "path": atoms["U"]}
+            for key, atom in (("status", "s"), ("bytes", "b"), ("ms", "M")):
+                text = str(atoms[atom])
+                values[key] = int(text) if text.isdigit() else text  # numbers in JSON
+            self.access_log.info("%s %s", "request", log.fields(**values),
+                                 extra={"vc_message": "request", "vc_fields": values})
+
+    return VcyclectlLogger
+
+
+class MissingExtra(VcyclectlError):
+    """A part of vcyclectl whose optional dependency is not installed (exit 1)."""
+
+
+def require_gunicorn() -> None:
+    """`serve` needs gunicorn, which the core install leaves out: say which extra adds it."""
+    try:
+        import gunicorn  # type: ignore[import-untyped]  # noqa: F401
+    except ModuleNotFoundError:
+        raise MissingExtra("serve needs the gunicorn package, which is not installed: "
+                           "pip install 'vcyclectl[serve]'") from None
+
+
 def run(config: Config, options: ServeOptions, limits: Limits,
         reload_config: Callable[[], Config] | None = None) -> None:
     """Serve until SIGTERM/SIGINT (gunicorn's master handles signals and worker restarts).
@@ -77,6 +125,7 @@ def run(config: Config, options: ServeOptions, limits: Limits,
     workers) picks up an edited configuration; a configuration that no longer loads is
     reported and the last good one kept, so a typo never takes the service down.
     """
+    require_gunicorn()
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     StateDir(config.state_dir).open(create=False)  # refuse, before binding, a bad one

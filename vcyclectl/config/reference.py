@@ -84,7 +84,14 @@ def tree() -> Block:
         "Every key may also come from `defaults:`."),
         extra={"accounting": accounting, **clouds,
                "vacuum_pipe": Child(Block("vacuum_pipe", ()), meaning=(
-                   "a Vacuum Pipe URL or file: this entry becomes the pipe's machinetypes"))})
+                   "a Vacuum Pipe URL or file: this entry becomes the pipe's machinetypes")),
+               "from": Child(Block("from", ()), meaning=(
+                   "the name of an entry of the top-level `machinetypes:` library this "
+                   "machinetype starts from; its own keys override (docs/machinetypes.md)"))})
+    library = Block("library machinetype", (Machinetype,), about=(
+        "A shared machinetype definition in the top-level `machinetypes:` library; spaces "
+        "name it with `from:` and override what differs (docs/machinetypes.md)."),
+        extra={"accounting": accounting, **clouds})
     space = Block("space", (SpaceSettings,), about=(
         "One tenancy on one cloud endpoint and region (names: lowercase letters, digits, "
         "'.' and '-')."), required=frozenset({"cloud"}),
@@ -97,7 +104,9 @@ def tree() -> Block:
         "in name order."),
         extra={"accounting": accounting,
                "defaults": Child(defaults, meaning="machinetype defaults for every space"),
-               "spaces": Child(space, "named", "the spaces, by name", "SPACE")})
+               "spaces": Child(space, "named", "the spaces, by name", "SPACE"),
+               "machinetypes": Child(library, "named", "shared machinetype definitions "
+                                     "that spaces name with `from:`", "MACHINETYPE")})
 
 
 # -- one key ---------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ Rules (SPEC "The reconcile pass"):
 - per pass at most `max_deletes_per_pass` deletions and `max_creates_per_pass` creations.
 
 The steps live one per module, each a subclass of the one before, in the order a pass
-runs them: `base` (input and shared state) → `observe` → `machines` → `fill` (the one
-fill loop) → `making_room`; `plan()` here runs them.
+runs them: `base` (input and shared state) → `observe` → `machines` → `signals` (demand
+readings) → `fill` (the one fill loop) → `making_room`; `plan()` here runs them.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class _Planner(_MakingRoom):
                     notes=tuple(dict.fromkeys(self.notes)), aborts=dict(self.aborts),
                     counted=counted, backoff_until={
                         name: rules.backoff_until(mt, self.obs.backoff, self.aborts)
-                        for name, mt in self.space.machinetypes.items()})
+                        for name, mt in self.space.machinetypes.items()},
+                    demand={r.community: r.to_json(self.now) for r in self.obs.demand.values()})
 
 
 

@@ -120,7 +120,7 @@ def test_plan_json_shows_the_reading_and_its_age() -> None:
 # -- properties -------------------------------------------------------------------------------
 def _readings(cfg: Config, draw: st.DrawFn, *, usable: bool) -> dict[str, DemandReading]:
     out = {}
-    for name, community in cfg.communities.items():
+    for name in cfg.communities:
         if draw(st.booleans()):
             out[name] = DemandReading(
                 community=name, source="command", taken_at=NOW - draw(st.floats(0, 200)),

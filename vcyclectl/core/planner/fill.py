@@ -281,7 +281,8 @@ class _Filling(_Signalled):
             fit = min(fit, tier.caps[name] - room.mt_used.get(name, 0))
         return fit
 
-    def take(self, room: _Room, tier: Tier, mt: Machinetype, flavor: Flavor, reserve: float) -> None:
+    def take(self, room: _Room, tier: Tier, mt: Machinetype, flavor: Flavor,
+             reserve: float) -> None:
         """Count one more machine against every limit, the pace and the money."""
         name, price = mt.name, flavor.price_per_hour or 0.0
         room.free -= flavor.processors

@@ -73,6 +73,11 @@ class SpacePolicy:
                          if mt not in raised)
 
 
+#: A reading is re-read once `max_age_seconds` old, so one older than that by more than
+#: a pass takes (this grace) means re-reading failed or the clock jumped: not trusted.
+STALE_GRACE_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class DemandReading:
     """A community's waiting work as its demand source last reported it (docs/demand.md).
@@ -100,7 +105,7 @@ class DemandReading:
         if self.unavailable:
             return self.unavailable
         age = now - self.taken_at
-        if age > self.max_age_seconds:
+        if age > self.max_age_seconds + STALE_GRACE_SECONDS:
             return f"last reading {age:.0f}s old (max_age_seconds {self.max_age_seconds:g})"
         return ""
 

@@ -17,7 +17,7 @@ from vcyclectl.core.provisioning import DemandReading
 from vcyclectl.demand.cache import cached_reading
 from vcyclectl.demand.payload import Counts, Unavailable
 
-__all__ = ["Counts", "Unavailable", "gather", "read_source"]
+__all__ = ["Counts", "Unavailable", "gather", "last_readings", "read_source"]
 
 
 def read_source(source: DemandSource) -> Counts:
@@ -48,4 +48,20 @@ def gather(config: Config, space: Space,
                     Path(config.state_dir), community.name, community.demand, read_source,
                     clock)
             out[name] = by_community[community.name]
+    return out
+
+
+def last_readings(config: Config, space: Space, now: float) -> dict[str, DemandReading]:
+    """What `status` shows: per machinetype, its community's last shared reading, from the
+    state directory only (a status never queries a workload system)."""
+    from vcyclectl.demand.cache import stored_entry, to_reading
+
+    out: dict[str, DemandReading] = {}
+    for name in space.machinetypes:
+        for community in config.communities.values():
+            if community.demand is None or not community.covers(space.name, name):
+                continue
+            stored = stored_entry(Path(config.state_dir), community.demand)
+            out[name] = to_reading(community.name, community.demand, stored or {
+                "unavailable": "not read yet"}, now)
     return out

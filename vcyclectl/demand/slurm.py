@@ -86,6 +86,21 @@ def summarise(jobs: Iterable[dict[str, Any]], source: DemandSource) -> Counts:
     return Counts(waiting=waiting, running=running)
 
 
+def errors_in(data: dict[str, Any]) -> str:
+    """The errors squeue reported beside its job list ("" if none)."""
+    errors = data.get("errors") or []
+    texts = []
+    for e in errors if isinstance(errors, list) else [errors]:
+        if isinstance(e, dict):
+            where = f"{e.get('source')}: " if e.get("source") else ""
+            texts.append(f"{where}{e.get('description') or e.get('error') or e}"
+                         + (f" ({e['error']})" if e.get("error") and e.get("description")
+                            else ""))
+        else:
+            texts.append(str(e))
+    return "; ".join(texts)[:300]
+
+
 def read(source: DemandSource) -> Counts:
     env = dict(os.environ)
     if source.slurm_conf:
@@ -99,4 +114,7 @@ def read(source: DemandSource) -> Counts:
     except (ValueError, KeyError, TypeError):
         raise Unavailable("squeue --json gave no job list (Slurm 21.08 or later with its "
                           "JSON serializer is needed)") from None
+    failed = errors_in(data)
+    if failed:  # squeue exits 0 with an empty list when slurmctld is down: not "no work"
+        raise Unavailable(f"squeue: {failed}")
     return summarise((j for j in jobs if isinstance(j, dict)), source)

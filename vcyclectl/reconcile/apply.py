@@ -143,7 +143,8 @@ class Pass:
             machines=[m for m in observed.machines if m.name not in confirmed],
             records=dict(records), reports=observed.observation.reports,
             drains=observed.observation.drains, backoff=backoff, flavors=observed.flavors,
-            policy=self.policy() if observed.observation.policy is not None else None)
+            policy=self.policy() if observed.observation.policy is not None else None,
+            demand=observed.observation.demand)
         return planner.plan(self.space, observation, observed.taken_at, self.names,
                             max_deletes=0).creates
 

@@ -59,6 +59,11 @@ def bindings() -> Any:
 def _ask(source: DemandSource) -> list[Any]:
     htcondor = bindings()
     constraint, projection = query(source)
+    try:
+        htcondor.classad.ExprTree(constraint)
+    except Exception:  # noqa: BLE001 - the parser's one exception type differs by release
+        raise Unavailable(f"the constraint does not parse as a ClassAd expression: "
+                          f"{source.constraint}") from None
     if source.collector or source.schedd:
         collector = htcondor.Collector(source.collector) if source.collector \
             else htcondor.Collector()

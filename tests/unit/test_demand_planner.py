@@ -126,6 +126,7 @@ def _readings(cfg: Config, draw: st.DrawFn, *, usable: bool) -> dict[str, Demand
                 community=name, source="command", taken_at=NOW - draw(st.floats(0, 200)),
                 waiting=draw(st.integers(0, 20)), headroom=draw(st.sampled_from([0, 0.5])),
                 headroom_processors=draw(st.integers(0, 2)),
+                join_seconds=draw(st.sampled_from([0.0, 300.0, 5000.0])),
                 unavailable="" if usable else draw(st.sampled_from(["timed out", "bad JSON"])))
     return out
 
@@ -139,11 +140,10 @@ def _plan(cfg: Config, fleet: list[CloudMachine], backoff: dict[str, float],
     return plan(space, obs, NOW, random_names("s", random.Random(0)))
 
 
-def _young(cfg: Config, fleet: list[CloudMachine], machinetype: str) -> int:
-    fizzle = cfg.spaces["s"].machinetypes[machinetype].fizzle_seconds
-    return sum(m.processors for m in fleet if m.machinetype == machinetype and
+def _young(fleet: list[CloudMachine], r: DemandReading) -> int:
+    return sum(m.processors for m in fleet if m.machinetype == r.community and
                (m.state is not MachineState.RUNNING or m.started_at is None or
-                NOW - m.started_at < fizzle))
+                r.taken_at - m.started_at < r.join_seconds))
 
 
 @SETTINGS
@@ -155,7 +155,7 @@ def test_never_more_than_the_waiting_work_beyond_what_is_on_its_way(
     p = _plan(cfg, fleet, backoff, demand)
     made = created(p)
     for name, r in demand.items():  # one machinetype per community, 1-processor flavors
-        assert made.get(name, 0) <= max(0, r.ceiling - _young(cfg, fleet, name))
+        assert made.get(name, 0) <= max(0, r.ceiling - _young(fleet, r))
         if r.waiting == 0:
             assert name not in made
 

@@ -30,7 +30,9 @@ class DemandSource:
     the state directory) for `max_age_seconds` and not trusted beyond it, when the planner
     falls back to probing. `headroom` (a fraction of the waiting processors) and
     `headroom_processors` let a community be given a little more than is waiting, for work
-    that arrives while machines boot.
+    that arrives while machines boot. A machine counts as on its way to the waiting work
+    (so it is not asked for again) until it has been running `join_seconds` when the source
+    is read: the time it takes to join the batch system and start a job.
     """
 
     source: SourceKind
@@ -53,6 +55,7 @@ class DemandSource:
     max_age_seconds: float = field(default=300.0, metadata={"min": 0})
     headroom: float = field(default=0.0, metadata={"min": 0})
     headroom_processors: int = field(default=0, metadata={"min": 0})
+    join_seconds: float = field(default=300.0, metadata={"min": 0})
 
     def problems(self) -> list[tuple[str, str]]:
         for needed in _NEEDS[self.source]:
@@ -77,7 +80,8 @@ class DemandSource:
         """The cache key: the same source (whatever community or space names it) is read
         once per interval by all of them."""
         what = {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("max_age_seconds", "headroom", "headroom_processors")}
+                if f.name not in ("max_age_seconds", "headroom", "headroom_processors",
+                                  "join_seconds")}
         digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=list).encode())
         return f"{self.source}-{digest.hexdigest()[:16]}"
 

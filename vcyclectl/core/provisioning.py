@@ -99,6 +99,9 @@ class DemandReading:
     unavailable: str = ""
     headroom: float = 0.0
     headroom_processors: int = 0
+    #: How long a booted machine takes to start taking the waiting work (join the batch
+    #: system, get a job); one younger than this when the reading was taken is on its way.
+    join_seconds: float = 300.0
 
     def problem(self, now: float) -> str:
         """Why this reading may not steer the plan ("" when it may)."""

@@ -56,7 +56,7 @@ def to_reading(community: str, source: DemandSource, stored: dict[str, Any],
         taken_at=float(stored.get("taken_at", 0.0)), max_age_seconds=source.max_age_seconds,
         waiting=int(stored.get("waiting", 0)), running=stored.get("running"),
         unavailable=reason, headroom=source.headroom,
-        headroom_processors=source.headroom_processors)
+        headroom_processors=source.headroom_processors, join_seconds=source.join_seconds)
 
 
 def stored_entry(state_dir: Path, source: DemandSource) -> dict[str, Any] | None:

@@ -42,19 +42,19 @@ class _Signalled(_Deciding):
     def on_the_way(self, community: str) -> int:
         """Processors of the community's machines (in this space) that cannot yet be
         serving the waiting work the reading counted: starting, or running for less than
-        their `fizzle_seconds` (the same test as a community having shown work). Counting
-        them keeps the next pass from asking again for work they are about to take."""
+        the source's `join_seconds` when it was read. Counting them keeps the next pass from
+        asking again for work they are about to take; a machine that has joined is not
+        counted, since the work it took is no longer waiting."""
         if self._on_the_way is None:
             self._on_the_way = {}
             for s in self.seen:
                 reading = self.obs.demand.get(s.machinetype)
                 if reading is None or not s.counts:
                     continue
-                mt = self.space.machinetypes.get(s.machinetype)
-                fizzle = mt.fizzle_seconds if mt is not None else 0.0
                 young = s.state in (MachineState.CREATING, MachineState.STARTING) or (
                     s.state is MachineState.RUNNING and
-                    (s.started_at is None or self.now - s.started_at < fizzle))
+                    (s.started_at is None or
+                     reading.taken_at - s.started_at < reading.join_seconds))
                 if young:
                     self._on_the_way[reading.community] = \
                         self._on_the_way.get(reading.community, 0) + s.processors

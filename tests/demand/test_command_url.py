@@ -273,3 +273,29 @@ def test_bad_demand_blocks_are_config_errors_with_file_line_and_key(
         result = vc("--config", cfg, "config", "check")
         assert result.code == 2, (block, result.out, result.err)
         assert key in result.err and words in result.err and "vcyclectl.yaml:" in result.err
+
+
+def test_a_machinetype_of_its_own_with_a_signal_and_no_communities(
+        vc: VC, write_config: Callable[..., Path], tmp_path: Path) -> None:
+    cmd = script(tmp_path, "echo '{\"waiting_processors\": 12}'")
+    cfg = write_config(f"""\
+state_dir: state
+spaces:
+  cloud.local:
+    cloud: local
+    processors_limit: 40
+    local: {{processors: 100, boot_seconds: 0, job_seconds: 3600, no_work_probability: 0,
+             flavors: [{{name: four, processors: 4}}]}}
+    machinetypes:
+      ska: {{flavors: [four], target_share: 10,
+             demand: {{source: command, argv: [{cmd}], max_age_seconds: 0}}}}
+      other: {{flavors: [four]}}
+""")
+    assert vc("--config", cfg, "reconcile").code == 0
+    made = fleet(vc, cfg)
+    assert len(made["ska"]) == 3 and len(made["other"]) == 7  # its share would be 36
+    shown = plan_json(vc, cfg)
+    assert shown["demand"]["ska"]["waiting_processors"] == 12  # type: ignore[index]
+    status = json.loads(vc("--config", cfg, "status", "-o", "json").out)
+    assert next(r for r in status if r["machinetype"] == "ska")["demand"]["source"] == "command"
+    assert "demand" not in next(r for r in status if r["machinetype"] == "other")

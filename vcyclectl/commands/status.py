@@ -49,9 +49,10 @@ def with_demand(config: "Config", spaces: "Iterable[Space]",
     `demand` field, and a `demand` column only when some community has a source."""
     import time
 
-    from vcyclectl.demand import last_readings
+    from vcyclectl.demand import has_sources, last_readings
 
-    if not any(c.demand is not None for c in config.communities.values()):
+    spaces = list(spaces)
+    if not any(has_sources(config, space) for space in spaces):
         return COLUMNS
     now = time.time()
     for space in spaces:

@@ -17,7 +17,8 @@ from vcyclectl.core.provisioning import DemandReading
 from vcyclectl.demand.cache import cached_reading
 from vcyclectl.demand.payload import Counts, Unavailable
 
-__all__ = ["Counts", "Unavailable", "gather", "last_readings", "read_source"]
+__all__ = ["Counts", "Unavailable", "gather", "has_sources", "last_readings", "read_source",
+           "sources"]
 
 
 def read_source(source: DemandSource) -> Counts:
@@ -32,36 +33,45 @@ def read_source(source: DemandSource) -> Counts:
     return counts
 
 
+def sources(config: Config, space: Space) -> dict[str, tuple[str, DemandSource]]:
+    """Per machinetype of `space` with a signal: (the label its reading goes by, the
+    source). A machinetype's own `demand:` is its own ceiling; a community's is shared by
+    its machinetypes in every space."""
+    out: dict[str, tuple[str, DemandSource]] = {}
+    for name, mt in sorted(space.machinetypes.items()):
+        if mt.demand is not None:
+            out[name] = (name, mt.demand)
+            continue
+        for community in config.communities.values():
+            if community.demand is not None and community.covers(space.name, name):
+                out[name] = (community.name, community.demand)
+    return out
+
+
+def has_sources(config: Config, space: Space) -> bool:
+    return any(c.demand is not None for c in config.communities.values()) or any(
+        mt.demand is not None for mt in space.machinetypes.values())
+
+
 def gather(config: Config, space: Space,
            clock: Callable[[], float] = time.time) -> dict[str, DemandReading]:
-    """The readings for one pass over `space`: per machinetype of a community with a
-    `demand:` block, that community's reading (read at most once per `max_age_seconds` by
-    all spaces and hosts together)."""
+    """The readings for one pass over `space`: per machinetype with a signal, its reading
+    (read at most once per `max_age_seconds` by all spaces and hosts together)."""
     out: dict[str, DemandReading] = {}
-    by_community: dict[str, DemandReading] = {}
-    for name in sorted(space.machinetypes):
-        for community in config.communities.values():
-            if community.demand is None or not community.covers(space.name, name):
-                continue
-            if community.name not in by_community:
-                by_community[community.name] = cached_reading(
-                    Path(config.state_dir), community.name, community.demand, read_source,
-                    clock)
-            out[name] = by_community[community.name]
+    by_label: dict[str, DemandReading] = {}
+    for name, (label, source) in sources(config, space).items():
+        if label not in by_label:
+            by_label[label] = cached_reading(Path(config.state_dir), label, source,
+                                             read_source, clock)
+        out[name] = by_label[label]
     return out
 
 
 def last_readings(config: Config, space: Space, now: float) -> dict[str, DemandReading]:
-    """What `status` shows: per machinetype, its community's last shared reading, from the
-    state directory only (a status never queries a workload system)."""
+    """What `status` shows: per machinetype, its last shared reading, from the state
+    directory only (a status never queries a workload system)."""
     from vcyclectl.demand.cache import stored_entry, to_reading
 
-    out: dict[str, DemandReading] = {}
-    for name in space.machinetypes:
-        for community in config.communities.values():
-            if community.demand is None or not community.covers(space.name, name):
-                continue
-            stored = stored_entry(Path(config.state_dir), community.demand)
-            out[name] = to_reading(community.name, community.demand, stored or {
+    return {name: to_reading(label, source, stored_entry(Path(config.state_dir), source) or {
                 "unavailable": "not read yet"}, now)
-    return out
+            for name, (label, source) in sources(config, space).items()}

@@ -108,11 +108,9 @@ def read_demand(config: Config, space: Space,
     listing: a slow source then delays the pass but never ages the observation it acts on.
     Empty without `demand:` blocks; never raises (a failing source is a reading that says
     why, and the planner probes as before)."""
-    if not any(c.demand is not None for c in config.communities.values()):
-        return {}
-    from vcyclectl.demand import gather
+    from vcyclectl.demand import gather, has_sources
 
-    return gather(config, space, clock)
+    return gather(config, space, clock) if has_sources(config, space) else {}
 
 
 EMPTY_LISTING_GUARD = 1

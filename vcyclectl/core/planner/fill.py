@@ -1,7 +1,8 @@
 """Step 3: creation. One fill loop (`fill_tier`) for plans with and without a provisioning
 policy: machinetypes are water-filled by hs06-weighted share under every limit (space and
 machinetype `processors_limit`, `max_starting_processors`, `max_creates_per_pass`, a
-campaign's cap, the budget's pace and money), and a note says what stopped it."""
+campaign's cap, the budget's pace and money, a demand signal's ceiling), and a note says
+what stopped it."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -124,6 +124,12 @@ def simulate(
                               "(needs matplotlib: pip install 'vcyclectl[policy]')."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="table | json",
                                          callback=check_output),
+    signals: bool = typer.Option(False, "--signals/--probing", help="Give the planner demand "
+                                 "readings from the profile's queue model (docs/demand.md) "
+                                 "instead of probing for work."),
+    compare_signals: bool = typer.Option(False, "--compare-signals", help="Run the case "
+                                         "twice, probing and with signals, and print spend on "
+                                         "machines that found no work and wait times."),
 ) -> None:
     """Run the real planner over simulated time on the local cloud model; write a CSV of
     every step, a PNG plot, and a summary."""
@@ -151,9 +157,14 @@ def simulate(
         plot = False
     title = (f"{Path(config.files[0]).name}: processors per community, and spend"
              if config.files else "vcyclectl simulate")
-    report = simulate_to(config, profile, t0, t1, out, step_seconds=step, seed=seed,
-                         plot_png=plot, title=title)
-    summary = report.summary()
+    if compare_signals:
+        return _compare_signals(app, config, profile, t0, t1, out, step, seed, output)
+    simulate_to(config, profile, t0, t1, out, step_seconds=step, seed=seed, plot_png=plot,
+                title=title, signals=signals)
+    import json
+
+    # What was written (the report's summary with the no-work spend), printed the same.
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     info(app, f"simulated {summary['simulated_days']} days in {summary['cpu_seconds']} CPU "
               f"seconds ({summary['months_per_cpu_second']} months per CPU second); "
               f"report in {out}")
@@ -163,6 +174,26 @@ def simulate(
         rows = [{"budget": name, **values} for name, values in summary["budgets"].items()]
         write_rows(rows, ["budget", "amount", "spent_at_end_date", "final_spent", "max_spent",
                           "max_committed"], "table", title="simulate", name_key="budget")
+
+
+def _compare_signals(app: Any, config: Any, profile: Any, t0: float, t1: float, out: Path,
+                     step: float, seed: int, output: Optional[str]) -> None:
+    """`simulate --compare-signals`: the same case, probing and with demand signals."""
+    import json
+
+    from vcyclectl.commands.output import write_json, write_rows
+    from vcyclectl.policy.demandsim import compare
+
+    figures = compare(config, profile, t0, t1, step_seconds=step, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demand-comparison.json").write_text(json.dumps(figures, indent=2) + "\n")
+    if app.fmt(output) == "json":
+        return write_json(figures)
+    rows = [{"run": mode, "no_work_spend": f["no_work_spend"],
+             "no_work_machines": f["no_work_machines"], "spent": f["spent"],
+             **{f"ramp_up_mean_s:{c}": w["mean"] for c, w in f["ramp_up_seconds"].items()}}
+            for mode, f in figures.items()]
+    write_rows(rows, list(rows[0]), "table", title="probing vs demand signals", name_key="run")
 
 
 def _can_plot() -> bool:

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Literal
 
 from vcyclectl.config.checks import MACHINETYPE_NAME
+from vcyclectl.config.demand import DemandSource
 
 POLICY_KEYS = frozenset({"communities", "budgets", "campaigns"})
 
@@ -40,6 +41,8 @@ class Community:
     every space. Higher `priority` takes capacity first; `target_share` divides capacity among
     communities of equal priority; `backfill: true` communities take only what is left, and
     their machines make room (`make_room: drain | delete`) when a priority community needs it.
+    `demand` says where its waiting work can be read (docs/demand.md); without it the
+    community probes for work as before.
     """
 
     name: str = ""
@@ -48,6 +51,7 @@ class Community:
     target_share: float = field(default=1.0, metadata={"min": 0})
     backfill: bool = False
     make_room: Literal["drain", "delete"] = "drain"
+    demand: DemandSource | None = None
 
     def problems(self) -> list[tuple[str, str]]:
         if not self.machinetypes:

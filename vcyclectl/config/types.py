@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Mapping, Union
 
 from vcyclectl.config.checks import PLAIN_FILE_NAME
+from vcyclectl.config.demand import DemandSource
 from vcyclectl.config.policy import Budget, Campaign, Community
 from vcyclectl.config.yamlsource import Origin
 
@@ -57,6 +58,9 @@ class Machinetype:
     drain_grace_seconds: float = field(default=3600.0, metadata={"min": 0})
     accounting_fqan: str | None = None  # APEL FQAN and VO of this machinetype's jobs
     accounting_vo: str | None = None
+    #: Where this machinetype's own waiting work is read (docs/demand.md); overrides its
+    #: community's `demand:`.
+    demand: DemandSource | None = None
     #: This machinetype's merged cloud block, where it overrides the space's.
     cloud_options: CloudOptions | None = field(default=None, compare=False)
     #: Where its file-naming keys were written, so a missing file is reported at its line.

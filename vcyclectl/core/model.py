@@ -130,6 +130,8 @@ class Plan:
     #: plan's deletions), and when each machinetype's backoff ends: what `status` shows.
     counted: Mapping[str, int] = field(default_factory=dict)
     backoff_until: Mapping[str, float] = field(default_factory=dict)
+    #: Each community's demand reading as this plan used it (docs/demand.md), by community.
+    demand: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def of(self, kind: ActionKind) -> list[Action]:
         return [a for a in self.actions if a.kind is kind]
@@ -143,6 +145,9 @@ class Plan:
         return self.of(ActionKind.DELETE)
 
     def to_json(self) -> dict[str, Any]:
-        return {"space": self.space, "actions": [a.to_json() for a in self.actions],
-                "notes": list(self.notes),
-                "aborts": dict(self.aborts)}
+        out = {"space": self.space, "actions": [a.to_json() for a in self.actions],
+               "notes": list(self.notes),
+               "aborts": dict(self.aborts)}
+        if self.demand:
+            out["demand"] = {k: dict(v) for k, v in self.demand.items()}
+        return out

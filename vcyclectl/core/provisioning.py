@@ -73,6 +73,75 @@ class SpacePolicy:
                          if mt not in raised)
 
 
+#: A reading is re-read once `max_age_seconds` old, so one older than that by more than
+#: a pass takes (this grace) means re-reading failed or the clock jumped: not trusted.
+STALE_GRACE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class DemandReading:
+    """A community's waiting work as its demand source last reported it (docs/demand.md).
+
+    Gathered by `vcyclectl.demand` (I/O, cached in the state directory) and handed to the
+    pure planner in `Observation.demand`, one per machinetype of the community. `waiting`
+    is processors of work waiting; `unavailable` says why there is no usable reading (the
+    source failed, timed out, answered nonsense), and then the planner probes as without a
+    source: a failing source is never taken for "no work" nor for "endless work".
+    """
+
+    community: str
+    source: str                       # "slurm", "htcondor", "command", "url"
+    where: str = ""                   # "in partition euclid"
+    taken_at: float = 0.0
+    max_age_seconds: float = 300.0
+    waiting: int = 0
+    running: int | None = None
+    unavailable: str = ""
+    headroom: float = 0.0
+    headroom_processors: int = 0
+    #: How long a booted machine takes to start taking the waiting work (join the batch
+    #: system, get a job); one younger than this when the reading was taken is on its way.
+    join_seconds: float = 300.0
+
+    def problem(self, now: float) -> str:
+        """Why this reading may not steer the plan ("" when it may)."""
+        if self.unavailable:
+            return self.unavailable
+        age = now - self.taken_at
+        if age > self.max_age_seconds + STALE_GRACE_SECONDS:
+            return f"last reading {age:.0f}s old (max_age_seconds {self.max_age_seconds:g})"
+        return ""
+
+    @property
+    def ceiling(self) -> int:
+        """Processors the community may be given beyond what it runs: what is waiting plus
+        the headroom (none when nothing waits: no work, no machines)."""
+        if self.waiting <= 0:
+            return 0
+        extra = -(-self.waiting * self.headroom // 1) if self.headroom else 0
+        return self.waiting + int(extra) + self.headroom_processors
+
+    @property
+    def signal(self) -> str:
+        """The reading in words, as plan reasons quote it."""
+        verb = "pending" if self.source == "slurm" else \
+            "idle" if self.source == "htcondor" else "waiting"
+        text = f"{self.source}: {self.waiting} CPUs {verb}"
+        return f"{text} {self.where}" if self.where else text
+
+    def to_json(self, now: float) -> dict[str, object]:
+        out: dict[str, object] = {"community": self.community, "source": self.source,
+                                  "where": self.where, "waiting_processors": self.waiting,
+                                  "running_processors": self.running,
+                                  "taken_at": self.taken_at or None,
+                                  "age_seconds": round(now - self.taken_at, 1)
+                                  if self.taken_at else None}
+        problem = self.problem(now)
+        if problem:
+            out["unavailable"] = problem
+        return out
+
+
 @dataclass
 class _Group:
     shares: dict[str, float] = field(default_factory=dict)

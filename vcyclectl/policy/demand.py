@@ -1,5 +1,6 @@
 """When each community has work, for `simulate` and `schedule`: from a demand profile
-(YAML), from random bursts, or from the announced campaigns."""
+(YAML), from random bursts, or from the announced campaigns; and how much of it is waiting
+(a queue-length model), which `simulate --signals` hands the planner as demand readings."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Mapping
 from vcyclectl.config import Config, parse_when
 
 DAY = 86400.0
+#: Waiting work of a community with no `levels:` entry: more than any space could give.
+UNLIMITED = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -19,11 +22,20 @@ class Demand:
 
     windows: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
     always: frozenset[str] = frozenset()
+    #: Processors of work a community offers while it has work (the queue-length model).
+    levels: Mapping[str, int] = field(default_factory=dict)
 
     def has_work(self, community: str, t: float) -> bool:
         if community in self.always:
             return True
         return any(a <= t < b for a, b in self.windows.get(community, ()))
+
+    def waiting(self, community: str, t: float, running: int) -> int:
+        """Processors of work waiting at `t`: inside a window, what the community offers
+        (`levels`, else without bound) beyond what it already runs; outside, none."""
+        if not self.has_work(community, t):
+            return 0
+        return max(0, self.levels.get(community, UNLIMITED) - running)
 
 
 def load_demand(path: Path, start: float, end: float) -> Demand:
@@ -34,6 +46,8 @@ def load_demand(path: Path, start: float, end: float) -> Demand:
           ska: [{start: 2026-12-03, end: 2026-12-09}]
         bursts:                       # or random bursts, reproducible by seed
           lsst: {mean_gap_days: 9, mean_length_days: 3, seed: 2}
+        levels:                       # processors of work offered while it has work
+          ska: 160                    # (default: more than any space gives)
     """
     import yaml
 
@@ -54,8 +68,14 @@ def load_demand(path: Path, start: float, end: float) -> Demand:
         windows.setdefault(str(community), []).extend(bursts(
             start, end, float(spec.get("mean_gap_days", 10)),
             float(spec.get("mean_length_days", 3)), int(spec.get("seed", 0))))
+    levels = data.get("levels") or {}
+    if not isinstance(levels, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in levels.values()):
+        raise ConfigError("levels: processors per community, whole numbers >= 0",
+                          file=str(path), key="levels")
     return Demand(windows={k: tuple(sorted(v)) for k, v in windows.items()},
-                  always=frozenset(str(c) for c in data.get("always") or ()))
+                  always=frozenset(str(c) for c in data.get("always") or ()),
+                  levels={str(k): int(v) for k, v in levels.items()})
 
 
 def bursts(start: float, end: float, mean_gap_days: float, mean_length_days: float,

@@ -41,6 +41,7 @@ from vcyclectl.core.provisioning import (SpacePolicy, budget_of, community_of, p
                               space_policy)
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord
 from vcyclectl.policy.demand import Demand, bursts, demand_from_campaigns, load_demand
+from vcyclectl.policy.demandsim import model_readings
 from vcyclectl.policy.simreport import SimReport, plot
 
 DAY = 86400.0
@@ -100,8 +101,14 @@ class Simulation:
 
     def __init__(self, config: Config, demand: Demand, start: float, end: float, *,
                  step_seconds: float = 600.0, seed: int = 0, check_latency: bool = False,
-                 initial_spend: Mapping[str, float] | None = None, tail: bool = True) -> None:
+                 initial_spend: Mapping[str, float] | None = None, tail: bool = True,
+                 signals: bool = False) -> None:
         self.config = config
+        #: Hand the planner demand readings from `demand`'s queue model (docs/demand.md).
+        self.signals = signals
+        #: What machines that ended "300 no work" cost, per community (and how many).
+        self.no_work_spend: dict[str, float] = {}
+        self.no_work_machines: dict[str, int] = {}
         self.demand = demand
         self.start = start
         self.end = end
@@ -236,7 +243,8 @@ class Simulation:
         return Observation(machines=machines, records=records,
                            drains=Drains(machines=sim.marks) if sim.marks else Drains(),
                            backoff=dict(sim.backoff, **{mt: now for mt in idle}) if idle
-                           else sim.backoff, flavors=sim.flavors, policy=sim.policy)
+                           else sim.backoff, flavors=sim.flavors, policy=sim.policy,
+                           demand=model_readings(self, sim.space, now) if self.signals else {})
 
     def policy_for(self, sim: _SpaceSim, now: float) -> SpacePolicy | None:
         budget = budget_of(self.config, sim.space.name)
@@ -287,6 +295,11 @@ class Simulation:
         mark = sim.marks.get(m.name)
         if mark is not None:
             self.max_drain = max(self.max_drain, now - mark.since)
+        if m.life.message is not None and m.life.message.startswith("300"):
+            group = self.group(sim.space.name, m.machinetype)
+            self.no_work_spend[group] = self.no_work_spend.get(group, 0.0) + machine_cost(
+                m.flavor.price_per_hour, m.created_at, now)
+            self.no_work_machines[group] = self.no_work_machines.get(group, 0) + 1
         sim.ledger.add({"created_at": m.created_at, "finished_at": now,
                         "price_per_hour": m.flavor.price_per_hour, "spot": m.flavor.spot,
                         "processors": m.processors, "machinetype": m.machinetype})
@@ -412,15 +425,19 @@ def _flavors(options: LocalOptions) -> tuple[Flavor, ...]:
 
 def simulate_to(config: Config, demand: Demand, start: float, end: float, out: Path, *,
                 step_seconds: float = 600.0, seed: int = 0, plot_png: bool = True,
-                check_latency: bool = True, title: str = "vcyclectl simulate") -> SimReport:
+                check_latency: bool = True, title: str = "vcyclectl simulate",
+                signals: bool = False) -> SimReport:
     """Run and write the report: `simulation.csv`, `simulation.png`, `summary.json`."""
     import json
 
-    report = Simulation(config, demand, start, end, step_seconds=step_seconds, seed=seed,
-                        check_latency=check_latency).run()
+    simulation = Simulation(config, demand, start, end, step_seconds=step_seconds, seed=seed,
+                            check_latency=check_latency, signals=signals)
+    report = simulation.run()
     out.mkdir(parents=True, exist_ok=True)
     report.write_csv(out / "simulation.csv")
-    (out / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
+    summary = dict(report.summary(), demand_signals=signals, no_work_spend={
+        k: round(v, 2) for k, v in sorted(simulation.no_work_spend.items())})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if plot_png:  # last: what was simulated is on disk whatever the plot does
         plot(report, out / "simulation.png", title)
     return report

@@ -28,7 +28,8 @@ from vcyclectl.core.provisioning import SpacePolicy
 from vcyclectl.core.records import DrainMark, MachineRecord
 from vcyclectl.state.store import StateDir
 from vcyclectl.vm import userdata
-from vcyclectl.reconcile.observe import Observed, StaleObservation, max_observation_age, observe
+from vcyclectl.reconcile.observe import (Observed, StaleObservation, max_observation_age, observe,
+                                         read_demand)
 from vcyclectl.reconcile.result import SpaceResult
 
 T = TypeVar("T")
@@ -60,7 +61,10 @@ class Pass:
 
     def plan(self, clock_untrusted: str = "") -> tuple[Plan, Observed]:
         """Observe, then decide against the observation's own time (`Observed.taken_at`)."""
+        demand = read_demand(self.config, self.space, self.now)
         observed = observe(self.space, self.cloud, self.store, self.now)
+        if demand:
+            observed.observation = replace(observed.observation, demand=demand)
         if self.config.has_policy:
             observed.observation = replace(observed.observation, policy=self.policy())
         if clock_untrusted:
@@ -139,7 +143,8 @@ class Pass:
             machines=[m for m in observed.machines if m.name not in confirmed],
             records=dict(records), reports=observed.observation.reports,
             drains=observed.observation.drains, backoff=backoff, flavors=observed.flavors,
-            policy=self.policy() if observed.observation.policy is not None else None)
+            policy=self.policy() if observed.observation.policy is not None else None,
+            demand=observed.observation.demand)
         return planner.plan(self.space, observation, observed.taken_at, self.names,
                             max_deletes=0).creates
 

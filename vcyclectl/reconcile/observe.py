@@ -12,9 +12,10 @@ from typing import Callable, Iterator, Mapping
 from vcyclectl import log
 from vcyclectl.clouds.contract import Cloud
 from vcyclectl.clouds.retries import with_retries
-from vcyclectl.config import Space
+from vcyclectl.config import Config, Space
 from vcyclectl.core import planner
 from vcyclectl.core.model import CloudMachine, Flavor, MachineState
+from vcyclectl.core.provisioning import DemandReading
 from vcyclectl.core.records import MachineRecord
 from vcyclectl.errors import VcyclectlError
 from vcyclectl.state.store import SpaceState
@@ -99,6 +100,17 @@ def observe(space: Space, cloud: Cloud, store: SpaceState,
         machines=machines, records=records, reports=store.reports(_HeartbeatFiles(space, records)),
         drains=store.drains(), backoff=store.backoff(), flavors=flavors)
     return Observed(machines, flavors, observation, taken_at)
+
+
+def read_demand(config: Config, space: Space,
+                clock: Callable[[], float] = time.time) -> dict[str, DemandReading]:
+    """The demand readings of the space's communities (docs/demand.md), read before the
+    listing: a slow source then delays the pass but never ages the observation it acts on.
+    Empty without `demand:` blocks; never raises (a failing source is a reading that says
+    why, and the planner probes as before)."""
+    from vcyclectl.demand import gather, has_sources
+
+    return gather(config, space, clock) if has_sources(config, space) else {}
 
 
 EMPTY_LISTING_GUARD = 1

@@ -14,11 +14,14 @@ Rules (SPEC "The reconcile pass"):
 - creation: none for machinetypes in backoff, drained, or with `target_share: 0`; the rest
   fill the free capacity under every limit, one machine at a time to whichever machinetype
   is furthest below its hs06-weighted share;
-- per pass at most `max_deletes_per_pass` deletions and `max_creates_per_pass` creations.
+- per pass at most `max_deletes_per_pass` deletions and `max_creates_per_pass` creations;
+- demand signals (`Observation.demand`, docs/demand.md): no more than the waiting work
+  beyond what is on its way, no probing or backoff while work waits, nothing when none
+  does; a failed or stale reading plans as without one.
 
 The steps live one per module, each a subclass of the one before, in the order a pass
-runs them: `base` (input and shared state) → `observe` → `machines` → `fill` (the one
-fill loop) → `making_room`; `plan()` here runs them.
+runs them: `base` (input and shared state) → `observe` → `machines` → `signals` (demand
+readings) → `fill` (the one fill loop) → `making_room`; `plan()` here runs them.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ class _Planner(_MakingRoom):
                     notes=tuple(dict.fromkeys(self.notes)), aborts=dict(self.aborts),
                     counted=counted, backoff_until={
                         name: rules.backoff_until(mt, self.obs.backoff, self.aborts)
-                        for name, mt in self.space.machinetypes.items()})
+                        for name, mt in self.space.machinetypes.items()},
+                    demand={r.community: r.to_json(self.now) for r in self.obs.demand.values()})
 
 
 

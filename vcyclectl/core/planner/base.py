@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Sequence
 
 from vcyclectl.config import Machinetype, Space
 from vcyclectl.core.model import Action, CloudMachine, Flavor, MachineState
-from vcyclectl.core.provisioning import SpacePolicy
+from vcyclectl.core.provisioning import DemandReading, SpacePolicy
 from vcyclectl.core.records import Drains, MachineRecord, Report
 
 NameSource = Callable[[str], str]
@@ -47,6 +47,9 @@ class Observation:
     #: for time-based reasons (wallclock, heartbeat, starting too long, drain shutdown
     #: time) are withheld, since every age would be off by the skew. Empty: trusted.
     clock_untrusted: str = ""
+    #: Demand readings (docs/demand.md), per machinetype of a community with a `demand:`
+    #: source; a machinetype absent here probes for work as it always did.
+    demand: Mapping[str, DemandReading] = field(default_factory=dict)
 
 
 def message_code(message: str | None) -> int | None:

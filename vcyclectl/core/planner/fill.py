@@ -1,7 +1,8 @@
 """Step 3: creation. One fill loop (`fill_tier`) for plans with and without a provisioning
 policy: machinetypes are water-filled by hs06-weighted share under every limit (space and
 machinetype `processors_limit`, `max_starting_processors`, `max_creates_per_pass`, a
-campaign's cap, the budget's pace and money), and a note says what stopped it."""
+campaign's cap, the budget's pace and money, a demand signal's ceiling), and a note says
+what stopped it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from vcyclectl.core import rules
 from vcyclectl.config import Machinetype
 from vcyclectl.core.model import Action, ActionKind, Flavor, MachineState
 from vcyclectl.core.planner.base import _Seen, fitting_flavors
-from vcyclectl.core.planner.machines import _Deciding
+from vcyclectl.core.planner.signals import _Signalled
 from vcyclectl.core.provisioning import SpaceMoney, SpacePolicy, Tier, paced_rate
 
 
@@ -35,6 +36,8 @@ class _Room:
     served: set[str] = field(default_factory=set)
     stopped_by: str = ""
     had_candidates: bool = False
+    #: Per community with a demand signal: processors it may still be given (signals.py).
+    demand_left: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,7 +54,7 @@ class _Usage:
     unrealized: dict[str, float] = field(default_factory=dict)
 
 
-class _Filling(_Deciding):
+class _Filling(_Signalled):
     def create(self) -> None:
         """Without a provisioning policy, every machinetype is one tier, weighted by its own
         `target_share`: the same fill loop as the policy's, with no money and no caps."""
@@ -73,7 +76,10 @@ class _Filling(_Deciding):
         if mt.target_share <= 0:
             return False
         until = rules.backoff_until(mt, self.obs.backoff, self.aborts)
-        if self.now < until:
+        if self.now < until and self.work_waiting(mt.name) is not None:
+            self.say(mt.name, f"{mt.name}: backoff set aside: "
+                     f"{self.obs.demand[mt.name].signal}")
+        elif self.now < until:
             self.notes.append(f"{mt.name}: in backoff for {until - self.now:.0f}s more "
                               "(a machine aborted)")
             return False
@@ -201,6 +207,9 @@ class _Filling(_Deciding):
             if name in probed:
                 continue
             mt, flavors = candidates[name]
+            left = self.demand_left(room.demand_left, name)
+            if left is not None and left <= 0:
+                continue  # the waiting work is served (signals.py)
             fit = self.fit(mt, tier, room)
             reserve = money.reserve_seconds.get(name, 0.0) / 3600.0 if money else 0.0
             sized = [f for f in flavors if f.processors <= fit]
@@ -237,6 +246,10 @@ class _Filling(_Deciding):
                 continue
             if name in probes and room.mt_starting.get(name, 0) > 0:
                 continue
+            left = self.demand_left(room.demand_left, name)
+            if left is not None and left <= 0:
+                self.say(name, self.demand_note(name))
+                continue
             flavors = self.flavors_for(mt)
             if money is not None:
                 unpriced = [f.name for f in flavors if f.price_per_hour is None]
@@ -272,8 +285,8 @@ class _Filling(_Deciding):
             fit = min(fit, tier.caps[name] - room.mt_used.get(name, 0))
         return fit
 
-    @staticmethod
-    def take(room: _Room, tier: Tier, mt: Machinetype, flavor: Flavor, reserve: float) -> None:
+    def take(self, room: _Room, tier: Tier, mt: Machinetype, flavor: Flavor,
+             reserve: float) -> None:
         """Count one more machine against every limit, the pace and the money."""
         name, price = mt.name, flavor.price_per_hour or 0.0
         room.free -= flavor.processors
@@ -285,6 +298,9 @@ class _Filling(_Deciding):
         room.created_rate += price
         room.created_money += price * reserve
         room.served.add(tier.labels.get(name, name))
+        reading = self.obs.demand.get(name)
+        if reading is not None and reading.community in room.demand_left:
+            room.demand_left[reading.community] -= flavor.processors
         room.mt_used[name] = room.mt_used.get(name, 0) + flavor.processors
         room.mt_starting[name] = room.mt_starting.get(name, 0) + flavor.processors
         room.mt_weighted[name] = room.mt_weighted.get(name, 0.0) + \
@@ -304,12 +320,15 @@ class _Filling(_Deciding):
         return f"{name}: no flavor fits the {max(fit, 0):g} processors left"
 
     def create_reason(self, tier: Tier, name: str, share_now: float, room: _Room) -> str:
+        reading = self.signal_for(name)
+        signal = f"; {reading.signal}" if reading is not None else ""
         if self.obs.policy is None:
             return (f"{name} below its share (hs06 {share_now:g} for target_share "
-                    f"{tier.shares[name]:g}); {int(min(room.free, 1e9))} processors free")
+                    f"{tier.shares[name]:g}); {int(min(room.free, 1e9))} processors free"
+                    + signal)
         return (f"{name} ({tier.labels.get(name, name)}, "
                 f"{'backfill' if tier.backfill else f'priority {tier.priority:g}'}) below "
-                f"its share (hs06 {share_now:g} for share {tier.shares[name]:g})")
+                f"its share (hs06 {share_now:g} for share {tier.shares[name]:g})" + signal)
 
     def proven(self, machinetype: str) -> bool:
         """Has shown it has work: a machine running past `fizzle_seconds`. A priority
@@ -335,4 +354,5 @@ class _Filling(_Deciding):
         if not backfill or not any(s.counts and s.machinetype in backfill for s in self.seen):
             return set()
         return {mt for t in policy.tiers if not t.backfill for mt in t.shares
-                if mt not in policy.backfill_machinetypes and not self.proven(mt)}
+                if mt not in policy.backfill_machinetypes and not self.proven(mt)
+                and self.signal_for(mt) is None}

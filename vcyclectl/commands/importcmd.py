@@ -30,7 +30,13 @@ def vcycle(
     state_dir: str = typer.Option("/var/lib/vcyclectl", "--state-dir-path",
                                   help="state_dir to write into the new configuration."),
 ) -> None:
-    """Convert Vcycle INI files into vcyclectl YAML, with a comment for what cannot carry over."""
+    """Convert Vcycle INI files into vcyclectl YAML, with a comment for what cannot carry over.
+
+    \b
+    Examples:
+      vcyclectl import vcycle /etc/vcycle.conf /etc/vcycle.d/*.conf --output-dir new/
+      vcyclectl import vcycle vcycle.conf > vcyclectl.yaml   # only without secrets
+    """
     from vcyclectl.errors import UsageError
     from vcyclectl.migrate.output import write_result
     from vcyclectl.migrate.vcycle import import_vcycle

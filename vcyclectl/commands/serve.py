@@ -46,7 +46,14 @@ def serve(
     access_log: bool = typer.Option(True, "--access-log/--no-access-log",
                                     help="Log each request on stderr (never its token)."),
 ) -> None:
-    """Serve MJF and accept joboutputs (heartbeats, shutdown messages) from VMs over HTTP."""
+    """Serve MJF and accept joboutputs (heartbeats, shutdown messages) from VMs over HTTP.
+
+    \b
+    Examples:
+      vcyclectl serve
+      vcyclectl serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem
+      vcyclectl serve --listen unix:/run/vcyclectl/serve.sock --no-access-log
+    """
     from vcyclectl import config as config_module
     from vcyclectl.errors import UsageError
     from vcyclectl.feedback.app import Limits

@@ -9,6 +9,7 @@ nothing).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import typer
@@ -20,9 +21,11 @@ if TYPE_CHECKING:
 def _config(ctx: typer.Context) -> "Config | None":
     from vcyclectl import config
 
-    params = ctx.find_root().params
+    params = ctx.find_root().params  # as typed: typer converts to Path only when it runs
+    given, state_dir = params.get("config"), params.get("state_dir")
     try:
-        return config.load(params.get("config"), state_dir=params.get("state_dir"))
+        return config.load(Path(given) if given else None,
+                           state_dir=Path(state_dir) if state_dir else None)
     except Exception:  # completion must never break the shell
         return None
 

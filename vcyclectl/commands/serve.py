@@ -27,10 +27,11 @@ def _listen(value: str) -> str:
 def serve(
     ctx: typer.Context,
     listen: str = typer.Option("127.0.0.1:8080", "--listen", callback=_listen,
+                               metavar="HOST:PORT",
                                help="HOST:PORT, [IPv6]:PORT or unix:/path to listen on."),
-    tls_cert: Optional[str] = typer.Option(None, "--tls-cert",
+    tls_cert: Optional[str] = typer.Option(None, "--tls-cert", metavar="FILE",
                                            help="PEM certificate: serve HTTPS directly."),
-    tls_key: Optional[str] = typer.Option(None, "--tls-key", help="PEM private key."),
+    tls_key: Optional[str] = typer.Option(None, "--tls-key", metavar="FILE", help="PEM private key."),
     workers: int = typer.Option(min(4, max(2, os.cpu_count() or 1)), "--workers", min=1, max=64,
                                 help="Worker processes."),
     threads: int = typer.Option(8, "--threads", min=1, max=256, help="Threads per worker."),

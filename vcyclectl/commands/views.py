@@ -260,7 +260,8 @@ def doctor_rows(config: Config, spaces: Iterable[Space],
 
 def is_time_key(key: str) -> bool:
     """Whether a field holds a time (epoch seconds in the state directory's files)."""
-    return key.endswith(("_at", "_until", "_since")) or key in ("at", "since", "until", "time")
+    return key.endswith(("_at", "_until", "_since")) or key in ("at", "since", "until", "time",
+                                                                "t")
 
 
 def iso_times(data: Any, key: str = "") -> Any:

@@ -20,6 +20,8 @@ from vcyclectl.commands import (configcmd, doctor, drain, machines, plan, reconc
                                 status)
 from vcyclectl.commands.importcmd import import_app
 from vcyclectl.commands.context import AppContext, check_output
+from vcyclectl.commands.formats import completer
+from vcyclectl.commands.output import FORMATS
 from vcyclectl.commands import policycmd as policy_commands
 
 app = typer.Typer(
@@ -52,7 +54,8 @@ def main_options(
                                          metavar="[table|wide|json|yaml|tsv|names]",
                                          help="Output format for every command that can "
                                               "give it (a command's own -o wins).",
-                                         callback=check_output),
+                                         callback=check_output,
+                                         autocompletion=completer(FORMATS)),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:

@@ -30,7 +30,16 @@ def output_option(formats: Sequence[str], default: str = "table", *,
         None, "--output", "-o", *aliases, metavar="[" + "|".join(formats) + "]",
         show_default=False,
         help=f"Output format  [default: {default}]" + (f". {extra_help}" if extra_help else ""),
-        callback=chooser(formats, default))
+        callback=chooser(formats, default), autocompletion=completer(formats))
+
+
+def completer(formats: Sequence[str]) -> Callable[[str], list[str]]:
+    """Shell completion of `-o`: the formats this command gives."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [f for f in formats if f.startswith(incomplete)]
+
+    return complete
 
 
 def no_headers_option() -> Any:

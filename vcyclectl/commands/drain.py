@@ -37,7 +37,8 @@ def drain(
     target: str = typer.Argument(..., metavar="TARGET",
                                  help="SPACE, SPACE/MACHINETYPE or a machine name.",
                                  autocompletion=complete_target),
-    reason: str = typer.Option("", "--reason", "-r", metavar="REASON", help="Why; shown by status and inspect."),
+    reason: str = typer.Option("", "--reason", "-r", metavar="REASON",
+                               help="Why; shown by status and inspect."),
 ) -> None:
     """No new machines for TARGET; its machines get a shutdown time and end after the grace.
 

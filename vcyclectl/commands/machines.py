@@ -10,7 +10,10 @@ from vcyclectl.commands.formats import ROWS, WIDE, no_headers_option, output_opt
 from vcyclectl.commands.context import app_context
 from vcyclectl.commands.completion import (complete_machine, complete_machinetype,
                                             complete_space, complete_state)
-from vcyclectl.commands.views import LIST_STATES
+from vcyclectl.core.machinestate import MachineState
+
+#: What `--state` accepts (views.LIST_STATES; spelled here so `list` starts without views).
+STATES = "|".join(s.value for s in MachineState if s is not MachineState.GONE)
 
 #: `list`'s table; `-o wide` adds where and why (`heartbeat_age`, `end_reason` are computed
 #: only then: they cost a look into every machine's joboutputs).
@@ -26,7 +29,7 @@ def list_machines(
     machinetype: Optional[str] = typer.Option(None, "--machinetype", "-m", metavar="MACHINETYPE",
                                               help="Only this machinetype.",
                                               autocompletion=complete_machinetype),
-    state: Optional[str] = typer.Option(None, "--state", metavar="[" + "|".join(LIST_STATES) + "]",
+    state: Optional[str] = typer.Option(None, "--state", metavar=f"[{STATES}]",
                                         help="Only machines in this state.",
                                         autocompletion=complete_state),
     live: bool = typer.Option(False, "--live", help="Ask the cloud instead of the state dir."),

@@ -312,3 +312,15 @@ def test_every_command_help_shows_examples_choices_and_defaults() -> None:
                             text=True, timeout=60).stdout
     assert "[table|wide|json|yaml|tsv|names]" in output
     assert "[creating|starting|running|stopped|failed|deleting|unknown]" in output
+
+
+def test_an_unusable_state_directory_is_one_line_for_every_reader(vc: VC, cfg: Path) -> None:
+    """Issue 18's failure rules hold for every reader, `--watch` too (status is tested in
+    test_failures)."""
+    for command in (["list"], ["plan"], ["list", "--live"], ["list", "--watch", "1"],
+                    ["status", "--watch", "1", "-o", "json"], ["inspect", machine(vc, cfg)]):
+        run = vc("--config", cfg, "--state-dir", "/dev/null/x", *command)
+        assert run.code == 2, (command, run)
+        assert run.err == ("vcyclectl: state directory /dev/null/x: cannot read "
+                           "/dev/null/x/format.json: Not a directory\n"), command
+        assert run.out == ""

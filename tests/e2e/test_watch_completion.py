@@ -159,3 +159,27 @@ def test_show_and_install_completion(shell: str, tmp_path: Path) -> None:
     written = [p for p in tmp_path.rglob("*") if p.is_file() and
                "_VCYCLECTL_COMPLETE" in p.read_text(errors="replace")]
     assert written, list(tmp_path.rglob("*"))
+
+
+def test_long_commands_show_progress_on_a_terminal_only(cfg: Path, tmp_path: Path) -> None:
+    import pty
+
+    command = [*vcyclectl_command(), "--config", str(cfg), "simulate", "--from", "2026-01-01",
+               "--to", "2026-01-03", "--no-plot", "--out", str(tmp_path / "sim"), "-o", "json"]
+    master, slave = pty.openpty()
+    proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=slave, timeout=120)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["simulated_days"]
+    assert b"simulating 3 days" in seen
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert "simulating" not in piped.stderr and "\x1b" not in piped.stderr

@@ -210,9 +210,15 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 def test_inspect_shows_every_time_in_iso_8601_utc(vc: VC, cfg: Path) -> None:
+    """People see ISO 8601 everywhere; scripts keep the stored record's epoch seconds."""
     name = machine(vc, cfg)
     vc("--config", cfg, "reconcile")  # events of a second pass too
     data = json.loads(vc("--config", cfg, "inspect", name, "-o", "json").out)
+    assert ISO.match(data["created_at"])
+    assert isinstance(data["record"]["created_at"], float)  # json fields keep their types
+    from vcyclectl.commands.views import iso_times
+
+    data = iso_times(data)  # what the table shows
     times: list[str] = []
 
     def walk(value: Any, key: str = "") -> None:
@@ -229,6 +235,7 @@ def test_inspect_shows_every_time_in_iso_8601_utc(vc: VC, cfg: Path) -> None:
     walk(data)
     assert "created_at" in times and len(times) >= 4  # the record's and the events' too
     table = vc("--config", cfg, "inspect", name).out
+    assert data["record"]["created_at"] in table
     assert not re.search(r"\b1[7-9]\d{8}(\.\d+)?\b", table)  # no epoch seconds anywhere
     tsv = dict(line.split("\t", 1) for line in
                vc("--config", cfg, "inspect", name, "-o", "tsv", "--no-headers").out.splitlines())

@@ -79,6 +79,9 @@ def inspect(
 ) -> None:
     """One machine: state, times (ISO 8601, UTC), heartbeat, shutdown message, drain, events.
 
+    The table and tsv show every time in ISO 8601 UTC; json and yaml keep the stored
+    record, finished entry and events as they are (epoch seconds), for scripts.
+
     \b
     Examples:
       vcyclectl inspect vcyclectl-cumulus-example-org-lhcb-0a1b2c3d4e
@@ -88,9 +91,10 @@ def inspect(
     from vcyclectl.commands.views import inspect_machine, iso_times
 
     app = app_context(ctx)
-    data = iso_times(inspect_machine(app.config(), name, live=live))
-    if write_data(data, output):
+    data = inspect_machine(app.config(), name, live=live)
+    if write_data(data, output):  # for scripts: the record's times as stored (epoch seconds)
         return
+    data = iso_times(data)
     if output in ("tsv", "names"):
         import json
 

@@ -85,6 +85,11 @@ def test_watch_redraws_in_place_on_a_terminal(cfg: Path) -> None:
     assert frames[0].startswith(b"SPACE ") and b"alpha.local" in frames[0]
 
 
+def test_watch_does_not_go_with_the_html_page(vc: VC, cfg: Path, tmp_path: Path) -> None:
+    run = vc("--config", cfg, "status", "-o", "html", "--out", tmp_path / "p.html", "--watch")
+    assert run.code == 2 and "--watch does not go with -o html" in run.err
+
+
 def test_watch_takes_an_optional_number() -> None:
     from vcyclectl.commands.watch import optional_value
 

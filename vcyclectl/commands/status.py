@@ -47,7 +47,11 @@ def status(
     selected = config.select(space)
     if output == "html":
         from vcyclectl.commands.statuspage import write_status_page
+        from vcyclectl.errors import UsageError
 
+        if watch is not None:
+            raise UsageError("--watch does not go with -o html: write the page from cron, "
+                             "or let `serve` show it at /")
         return write_status_page(config, selected, out)
 
     def show(stream: Any) -> None:

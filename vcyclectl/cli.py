@@ -16,17 +16,20 @@ import typer
 
 from vcyclectl import __version__
 from vcyclectl.commands import accounting
-from vcyclectl.commands import configcmd, doctor, drain, machines, reconcile, serve, status
+from vcyclectl.commands import (configcmd, doctor, drain, machines, plan, reconcile, serve,
+                                status)
 from vcyclectl.commands.importcmd import import_app
 from vcyclectl.commands import render
 from vcyclectl.commands.context import AppContext, check_output
+from vcyclectl.commands.formats import completer
+from vcyclectl.commands.output import FORMATS
 from vcyclectl.commands import policycmd as policy_commands
 
 app = typer.Typer(
     name="vcyclectl",
     help="Keep fleets of worker VMs alive on OpenStack, EC2, GCE and the local simulated cloud.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -55,8 +58,11 @@ def main_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
     output: Optional[str] = typer.Option(None, "--output", "-o", envvar="VCYCLECTL_OUTPUT",
-                                         help="Default output: table | json | tsv | names",
-                                         callback=check_output),
+                                         metavar="[table|wide|json|yaml|tsv|names]",
+                                         help="Output format for every command that can "
+                                              "give it (a command's own -o wins).",
+                                         callback=check_output,
+                                         autocompletion=completer(FORMATS)),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
     log_format: str = typer.Option("auto", "--log-format", envvar="VCYCLECTL_LOG_FORMAT",
@@ -70,12 +76,14 @@ def main_options(
     from vcyclectl import log
 
     log.setup(verbose, quiet, log_format)
+    source = ctx.get_parameter_source("output")
     ctx.obj = AppContext(config_path=config, state_dir=state_dir, verbose=verbose, quiet=quiet,
-                         output=output or "table")
+                         output=output,
+                         output_from_env=source is not None and source.name == "ENVIRONMENT")
 
 
 app.command("reconcile")(reconcile.reconcile)
-app.command("plan")(reconcile.plan)
+app.command("plan")(plan.plan)
 app.command("list")(machines.list_machines)
 app.command("inspect")(machines.inspect)
 app.command("drain")(drain.drain)
@@ -110,10 +118,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from vcyclectl.errors import ExitStatus, VcyclectlError
 
-    verbose = any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
+    from vcyclectl.commands.watch import optional_value
+
+    args = optional_value(list(sys.argv[1:] if argv is None else argv))
+    verbose = any(a in ("-v", "--verbose") for a in args)
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv, prog_name="vcyclectl", standalone_mode=False)
+        code = command.main(args=args, prog_name="vcyclectl", standalone_mode=False)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

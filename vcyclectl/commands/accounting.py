@@ -9,7 +9,8 @@ from typing import Optional
 
 import typer
 
-from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output, info
+from vcyclectl.commands.context import app_context, info
+from vcyclectl.commands.formats import ROWS, no_headers_option, output_option
 
 COLUMNS = ["month", "site", "vo", "space", "machinetype", "jobs", "fizzles", "wall_hours",
            "hs06_hours", "queued_jobs"]
@@ -26,15 +27,25 @@ def _month(value: str | None, flag: str) -> str | None:
 
 def accounting(
     ctx: typer.Context,
-    month: Optional[str] = typer.Option(None, "--month", help="Only this month (YYYY-MM)."),
+    month: Optional[str] = typer.Option(None, "--month", metavar="YYYY-MM",
+                                        help="Only this month."),
     republish: Optional[str] = typer.Option(
-        None, "--republish", help="Queue this month's summary (and sync) messages again."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=OUTPUT_HELP,
-                                         callback=check_output),
+        None, "--republish", metavar="YYYY-MM",
+        help="Queue this month's summary (and sync) messages again."),
+    output: str = output_option(ROWS, extra_help="json and yaml add the budget agreement "
+                                                 "with --month"),
+    no_headers: bool = no_headers_option(),
 ) -> None:
     """APEL accounting: jobs, wall hours and HS06 hours per month, site, VO, space and
-    machinetype; fizzles are counted but never published."""
-    from vcyclectl.commands.output import write_json, write_rows
+    machinetype; fizzles are counted but never published.
+
+    \b
+    Examples:
+      vcyclectl accounting
+      vcyclectl accounting --month 2026-03 -o json
+      vcyclectl accounting --republish 2026-03
+    """
+    from vcyclectl.commands.output import write_data, write_rows
     from vcyclectl.policy import accountingviews as acc
 
     app = app_context(ctx)
@@ -48,9 +59,8 @@ def accounting(
         info(app, f"{again}: {count} message(s) queued again")
         return
     rows = acc.accounting_rows(config, month)
-    fmt = app.fmt(output)
-    if fmt == "json":
-        write_json({"rows": rows, "budget": acc.budget_agreement(config, month)
-                    if month else []})
+    if output in ("json", "yaml"):
+        write_data({"rows": rows, "budget": acc.budget_agreement(config, month)
+                    if month else []}, output)
         return
-    write_rows(rows, COLUMNS, fmt, title="accounting", name_key="machinetype")
+    write_rows(rows, COLUMNS, output, name_key="machinetype", headers=not no_headers)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
-from vcyclectl.commands.context import app_context, check_output, info
+from vcyclectl.commands.context import app_context, info
+from vcyclectl.commands.formats import output_option
 
 config_app = typer.Typer(help="Validate or print the configuration.", no_args_is_help=True)
 
 
 @config_app.command("check")
 def check(ctx: typer.Context) -> None:
-    """Validate every file, key and user_data template; exit 2 with file:line: key on error."""
+    """Validate every file, key and user_data template; exit 2 with file:line: key on error.
+
+    \b
+    Examples:
+      vcyclectl config check
+      vcyclectl --config /etc/vcyclectl/vcyclectl.yaml.new config check
+    """
     from vcyclectl.vm.userdata import check_all
 
     app = app_context(ctx)
@@ -27,11 +32,15 @@ def check(ctx: typer.Context) -> None:
 @config_app.command("show")
 def show(
     ctx: typer.Context,
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="yaml (default) | json",
-                                         callback=lambda v: v if v in (None, "yaml") else
-                                         check_output(v)),
+    output: str = output_option(("yaml", "json"), "yaml"),
 ) -> None:
-    """The effective merged configuration, secrets redacted."""
+    """The effective merged configuration, secrets redacted.
+
+    \b
+    Examples:
+      vcyclectl config show
+      vcyclectl config show -o json | jq '.spaces | keys'
+    """
     import yaml
 
     from vcyclectl.config import display

@@ -19,7 +19,10 @@ class AppContext:
     state_dir: Path | None = None
     verbose: bool = False
     quiet: bool = False
-    output: str = "table"
+    #: The global `-o` (None: not given); whether it came from VCYCLECTL_OUTPUT, a standing
+    #: preference that a command which cannot give it passes over (`commands.formats`).
+    output: str | None = None
+    output_from_env: bool = False
     _config: "Config | None" = field(default=None, repr=False)
 
     def config(self) -> "Config":
@@ -43,7 +46,7 @@ class AppContext:
         return root
 
     def fmt(self, explicit: str | None) -> str:
-        return explicit or self.output
+        return explicit or self.output or "table"
 
 
 def app_context(ctx: typer.Context) -> AppContext:
@@ -54,7 +57,7 @@ def app_context(ctx: typer.Context) -> AppContext:
     return obj
 
 
-OUTPUT_HELP = "table | json | tsv | names"
+OUTPUT_HELP = "table | wide | json | yaml | tsv | names"
 
 
 def check_output(value: str | None) -> str | None:

@@ -12,16 +12,22 @@ from typing import Optional
 
 import typer
 
-from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output
+from vcyclectl.commands.context import app_context
+from vcyclectl.commands.formats import ROWS, output_option
 
 
 def doctor(
     ctx: typer.Context,
     spaces: Optional[list[str]] = typer.Argument(None, help="Spaces (default: all)."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=OUTPUT_HELP,
-                                         callback=check_output),
+    output: str = output_option(ROWS),
 ) -> None:
-    """Check each space against its cloud: credentials, flavors, quota, expiring secrets."""
+    """Check each space against its cloud: credentials, flavors, quota, expiring secrets.
+
+    \b
+    Examples:
+      vcyclectl doctor
+      vcyclectl doctor cumulus.example.org -o json
+    """
     from vcyclectl.commands.output import write_rows
     from vcyclectl.commands.views import doctor_rows
 
@@ -29,6 +35,6 @@ def doctor(
     config = app.config()
     rows = doctor_rows(config, config.select(spaces))
     write_rows(rows, ["space", "cloud", "ok", "machines", "flavors", "warnings"],
-               app.fmt(output), title="doctor", name_key="space")
+               output, name_key="space")
     if not all(row["ok"] for row in rows):
         raise typer.Exit(1)

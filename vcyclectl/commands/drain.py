@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from vcyclectl.commands.completion import complete_target
 from vcyclectl.commands.context import AppContext, app_context, info
 from vcyclectl.errors import NotFound
 
@@ -33,14 +34,24 @@ def _resolve(app: AppContext, target: str) -> tuple[str, Optional[str], Optional
 
 def drain(
     ctx: typer.Context,
-    target: str = typer.Argument(..., help="SPACE, SPACE/MACHINETYPE or a machine name."),
-    reason: str = typer.Option("", "--reason", "-r", help="Why; shown by status and inspect."),
+    target: str = typer.Argument(..., metavar="TARGET",
+                                 help="SPACE, SPACE/MACHINETYPE or a machine name.",
+                                 autocompletion=complete_target),
+    reason: str = typer.Option("", "--reason", "-r", metavar="REASON",
+                               help="Why; shown by status and inspect."),
     at: Optional[str] = typer.Option(
-        None, "--at", help="Schedule the drain: ISO 8601 (UTC unless an offset is given), "
+        None, "--at", metavar="TIME", help="Schedule the drain: ISO 8601 (UTC unless an offset is given), "
                            "+2h / +1h30m / +90s, or a Unix time. Until then machines are "
                            "still made and all are told it as their MJF shutdowntime."),
 ) -> None:
-    """No new machines for TARGET; its machines get a shutdown time and end after the grace."""
+    """No new machines for TARGET; its machines get a shutdown time and end after the grace.
+
+    \b
+    Examples:
+      vcyclectl drain cumulus.example.org --reason "hypervisor upgrade"
+      vcyclectl drain cumulus.example.org/lhcb
+      vcyclectl drain vcyclectl-cumulus-example-org-lhcb-0a1b2c3d4e
+    """
     from vcyclectl.core.records import DrainMark
 
     app = app_context(ctx)
@@ -90,9 +101,17 @@ def _scheduled_time(at: Optional[str]) -> Optional[float]:
 
 def undrain(
     ctx: typer.Context,
-    target: str = typer.Argument(..., help="SPACE, SPACE/MACHINETYPE or a machine name."),
+    target: str = typer.Argument(..., metavar="TARGET",
+                                 help="SPACE, SPACE/MACHINETYPE or a machine name.",
+                                 autocompletion=complete_target),
 ) -> None:
-    """Lift a drain: TARGET gets new machines again."""
+    """Lift a drain: TARGET gets new machines again.
+
+    \b
+    Examples:
+      vcyclectl undrain cumulus.example.org
+      vcyclectl undrain cumulus.example.org/lhcb
+    """
     app = app_context(ctx)
     space, mt, machine = _resolve(app, target)
     cleared = app.state().space(space).clear_drain(machinetype=mt, machine=machine)

@@ -20,18 +20,25 @@ def vcycle(
     files: list[Path] = typer.Argument(..., help="Vcycle files in reading order, e.g. "
                                                  "/etc/vcycle.conf /etc/vcycle.d/*.conf"),
     output_dir: Optional[Path] = typer.Option(
-        None, "--output-dir", "-d",
+        None, "--output-dir", "-d", metavar="DIR",
         help="Write DIR/vcyclectl.yaml and DIR/secrets/* (0600). Without it the YAML goes to "
              "stdout, which is refused when the configuration holds secrets."),
-    vcycle_dir: Path = typer.Option(Path("/var/lib/vcycle"), "--vcycle-dir",
+    vcycle_dir: Path = typer.Option(Path("/var/lib/vcycle"), "--vcycle-dir", metavar="DIR",
                                     help="Vcycle's state folder, where machinetype files live."),
     feedback_url: Optional[str] = typer.Option(
-        None, "--feedback-url", help="Public URL of `vcyclectl serve` (default https://FQDN)."),
+        None, "--feedback-url", metavar="URL", help="Public URL of `vcyclectl serve` (default https://FQDN)."),
     state_dir: Optional[str] = typer.Option(
-        None, "--state-dir-path", help="state_dir to write into the new configuration "
-                                       "(default /var/lib/vcyclectl, marked CHANGE)."),
+        None, "--state-dir-path", metavar="PATH",
+        help="state_dir to write into the new configuration (default /var/lib/vcyclectl, "
+             "marked CHANGE)."),
 ) -> None:
-    """Convert Vcycle INI files into vcyclectl YAML, with a comment for what cannot carry over."""
+    """Convert Vcycle INI files into vcyclectl YAML, with a comment for what cannot carry over.
+
+    \b
+    Examples:
+      vcyclectl import vcycle /etc/vcycle.conf /etc/vcycle.d/*.conf --output-dir new/
+      vcyclectl import vcycle vcycle.conf > vcyclectl.yaml   # only without secrets
+    """
     from vcyclectl.errors import UsageError
     from vcyclectl.migrate.output import write_result
     from vcyclectl.migrate.vcycle import import_vcycle

@@ -13,7 +13,11 @@ from typing import Any, Optional
 import typer
 
 from vcyclectl import log
-from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output, info
+from vcyclectl.commands.context import app_context, info
+from vcyclectl.commands.formats import ROWS, no_headers_option, output_option
+
+#: `schedule` gives a document: Markdown (its table for people), JSON, YAML or an HTML page.
+SCHEDULE_FORMATS = ("markdown", "table", "json", "yaml", "html")
 
 BUDGET_COLUMNS = ["budget", "space", "community", "currency", "amount", "spent",
                   "burn_rate_per_hour", "paced_rate_per_hour", "forecast_at_end", "remaining",
@@ -36,12 +40,19 @@ def _when(value: str | None, *, end: bool = False) -> float | None:
 
 def budget(
     ctx: typer.Context,
-    at: Optional[str] = typer.Option(None, "--at", help="As of this date/time (default now)."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=OUTPUT_HELP,
-                                         callback=check_output),
+    at: Optional[str] = typer.Option(None, "--at", metavar="WHEN",
+                                     help="As of this date/time (default now)."),
+    output: str = output_option(ROWS),
+    no_headers: bool = no_headers_option(),
 ) -> None:
     """Spend so far, burn rate, pacing and forecast at the end date, per budget, space and
-    community."""
+    community.
+
+    \b
+    Examples:
+      vcyclectl budget
+      vcyclectl budget --at 2026-12-31 -o json
+    """
     from vcyclectl.policy.budget import budget_rows
     from vcyclectl.commands.output import write_rows
 
@@ -51,30 +62,38 @@ def budget(
         info(app, "no budgets configured")
     now = _when(at) or time.time()
     rows = budget_rows(config, now)
-    write_rows(rows, BUDGET_COLUMNS, app.fmt(output), title="budget", name_key="budget")
+    write_rows(rows, BUDGET_COLUMNS, output, name_key="budget", headers=not no_headers)
 
 
 def schedule(
     ctx: typer.Context,
-    fmt: str = typer.Option("markdown", "--format", "-f", help="json | markdown | html"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write here (default stdout)."),
+    fmt: str = output_option(SCHEDULE_FORMATS, "markdown", aliases=("--format", "-f"),
+                             extra_help="table is the Markdown; --format is another name"),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE",
+                                       help="Write here (default stdout)."),
     weeks: Optional[int] = typer.Option(None, "--weeks", min=1,
                                         help="Plan this many weeks (default: to the last "
                                              "budget's end)."),
-    start: Optional[str] = typer.Option(None, "--from", help="Plan from this date "
-                                                             "(default now)."),
-    demand: Optional[Path] = typer.Option(None, "--demand", help="Demand profile (YAML); "
-                                          "default: the announced campaigns."),
+    start: Optional[str] = typer.Option(None, "--from", metavar="WHEN",
+                                        help="Plan from this date (default now)."),
+    demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE",
+                                          help="Demand profile (YAML); default: the announced "
+                                               "campaigns."),
     step: float = typer.Option(1800.0, "--step", min=60, help="Simulated seconds per pass."),
 ) -> None:
     """The published provisioning plan: per week, which community gets what capacity and
-    spend (JSON, Markdown, or a self-contained HTML page with a chart)."""
-    from vcyclectl.policy import schedule as plan_module
-    from vcyclectl.errors import UsageError
-    from vcyclectl.commands.output import write_json
+    spend (Markdown, JSON, YAML, or a self-contained HTML page with a chart).
 
-    if fmt not in ("json", "markdown", "html"):
-        raise UsageError(f"--format {fmt!r} is not one of json, markdown, html")
+    \b
+    Examples:
+      vcyclectl schedule
+      vcyclectl schedule --weeks 8 -o json
+      vcyclectl schedule -o html --out /var/www/html/schedule.html
+      vcyclectl schedule --from 2026-12-01 --demand demand.yaml
+    """
+    from vcyclectl.policy import schedule as plan_module
+    from vcyclectl.commands.output import working, write_data
+
     app = app_context(ctx)
     config = app.config()
     from vcyclectl.policy.simulate import check_modelled
@@ -90,13 +109,14 @@ def schedule(
             weeks or 12)
         profile = load_demand(demand, now, horizon)
     spent = plan_module.initial_spend(config, now) if config.state_dir.exists() else {}
-    result = plan_module.build(config, now, weeks=weeks, demand=profile, step_seconds=step,
-                               spent=spent)
-    if fmt == "json":
+    with working("planning the schedule"):
+        result = plan_module.build(config, now, weeks=weeks, demand=profile,
+                                   step_seconds=step, spent=spent)
+    if fmt in ("json", "yaml"):
         import io
 
         buffer = io.StringIO()
-        write_json(result.to_json(), buffer)
+        write_data(result.to_json(), fmt, buffer)
         text = buffer.getvalue()
     elif fmt == "html":
         text = plan_module.html_page(result)
@@ -111,19 +131,24 @@ def schedule(
 
 def simulate(
     ctx: typer.Context,
-    start: Optional[str] = typer.Option(None, "--from", help="Start (default: the first "
-                                        "budget's start, else now)."),
-    end: Optional[str] = typer.Option(None, "--to", help="End (default: the last budget's "
-                                      "end, else 28 days)."),
-    demand: Optional[Path] = typer.Option(None, "--demand", help="Demand profile (YAML); "
-                                          "default: the announced campaigns."),
-    out: Path = typer.Option(Path("simulation"), "--out", help="Report directory."),
+    start: Optional[str] = typer.Option(None, "--from", metavar="WHEN",
+                                        help="Start (default: the first budget's start, else "
+                                             "now)."),
+    end: Optional[str] = typer.Option(None, "--to", metavar="WHEN",
+                                      help="End (default: the last budget's end, else 28 "
+                                           "days)."),
+    demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE",
+                                          help="Demand profile (YAML); default: the announced "
+                                               "campaigns."),
+    out: Path = typer.Option(Path("simulation"), "--out", metavar="DIR",
+                             help="Report directory."),
     step: float = typer.Option(600.0, "--step", min=1, help="Simulated seconds per pass."),
     seed: int = typer.Option(0, "--seed", help="Seed for machine names and lives."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write simulation.png "
                               "(needs matplotlib: pip install 'vcyclectl[policy]')."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="table | json",
-                                         callback=check_output),
+    output: str = output_option(ROWS, extra_help="json and yaml are the whole summary; the "
+                                                 "rows are its budgets"),
+    no_headers: bool = no_headers_option(),
     signals: bool = typer.Option(False, "--signals/--probing", help="Give the planner demand "
                                  "readings from the profile's queue model (docs/demand.md) "
                                  "instead of probing for work."),
@@ -132,8 +157,15 @@ def simulate(
                                          "machines that found no work and wait times."),
 ) -> None:
     """Run the real planner over simulated time on the local cloud model; write a CSV of
-    every step, a PNG plot, and a summary."""
-    from vcyclectl.commands.output import write_json, write_rows
+    every step, a PNG plot, and a summary.
+
+    \b
+    Examples:
+      vcyclectl simulate
+      vcyclectl simulate --from 2026-10-01 --to 2027-03-31 --out sim --no-plot
+      vcyclectl simulate --demand demand.yaml --seed 7 -o json
+    """
+    from vcyclectl.commands.output import working, write_data, write_rows
     from vcyclectl.policy.simulate import demand_from_campaigns, load_demand, simulate_to
 
     app = app_context(ctx)
@@ -158,9 +190,10 @@ def simulate(
     title = (f"{Path(config.files[0]).name}: processors per community, and spend"
              if config.files else "vcyclectl simulate")
     if compare_signals:
-        return _compare_signals(app, config, profile, t0, t1, out, step, seed, output)
-    simulate_to(config, profile, t0, t1, out, step_seconds=step, seed=seed, plot_png=plot,
-                title=title, signals=signals)
+        return _compare_signals(config, profile, t0, t1, out, step, seed, output, no_headers)
+    with working(f"simulating {(t1 - t0) / 86400:.0f} days"):
+        simulate_to(config, profile, t0, t1, out, step_seconds=step, seed=seed,
+                    plot_png=plot, title=title, signals=signals)
     import json
 
     # What was written (the report's summary with the no-work spend), printed the same.
@@ -168,32 +201,31 @@ def simulate(
     info(app, f"simulated {summary['simulated_days']} days in {summary['cpu_seconds']} CPU "
               f"seconds ({summary['months_per_cpu_second']} months per CPU second); "
               f"report in {out}")
-    if app.fmt(output) == "json":
-        write_json(summary)
-    else:
+    if not write_data(summary, output):
         rows = [{"budget": name, **values} for name, values in summary["budgets"].items()]
         write_rows(rows, ["budget", "amount", "spent_at_end_date", "final_spent", "max_spent",
-                          "max_committed"], "table", title="simulate", name_key="budget")
+                          "max_committed"], output, name_key="budget",
+                   headers=not no_headers)
 
 
-def _compare_signals(app: Any, config: Any, profile: Any, t0: float, t1: float, out: Path,
-                     step: float, seed: int, output: Optional[str]) -> None:
+def _compare_signals(config: Any, profile: Any, t0: float, t1: float, out: Path,
+                     step: float, seed: int, output: str, no_headers: bool) -> None:
     """`simulate --compare-signals`: the same case, probing and with demand signals."""
     import json
 
-    from vcyclectl.commands.output import write_json, write_rows
+    from vcyclectl.commands.output import write_data, write_rows
     from vcyclectl.policy.demandsim import compare
 
     figures = compare(config, profile, t0, t1, step_seconds=step, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "demand-comparison.json").write_text(json.dumps(figures, indent=2) + "\n")
-    if app.fmt(output) == "json":
-        return write_json(figures)
+    if write_data(figures, output):
+        return
     rows = [{"run": mode, "no_work_spend": f["no_work_spend"],
              "no_work_machines": f["no_work_machines"], "spent": f["spent"],
              **{f"ramp_up_mean_s:{c}": w["mean"] for c, w in f["ramp_up_seconds"].items()}}
             for mode, f in figures.items()]
-    write_rows(rows, list(rows[0]), "table", title="probing vs demand signals", name_key="run")
+    write_rows(rows, list(rows[0]), output, name_key="run", headers=not no_headers)
 
 
 def _can_plot() -> bool:

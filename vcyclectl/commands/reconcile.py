@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from vcyclectl.commands.context import (OUTPUT_HELP, app_context, check_output, failure,
-                                        info)
+from vcyclectl.commands.context import app_context, failure, info
+from vcyclectl.commands.formats import DOCUMENT, output_option
 from vcyclectl.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -29,14 +29,21 @@ def reconcile(
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and print; change nothing."),
     wait: Optional[float] = typer.Option(None, "--wait", min=0,
                                          help="Wait up to S seconds for a space's lock."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="table | json",
-                                         callback=check_output),
+    output: str = output_option(DOCUMENT),
     accept_empty: bool = typer.Option(False, "--accept-empty-listing",
                                       help="Act even if the cloud lists none of the machines "
                                            "recorded (they really are gone)."),
 ) -> None:
-    """One pass: create and delete the difference between desired and actual machines."""
-    from vcyclectl.commands.output import progress_for_terminal, write_json
+    """One pass: create and delete the difference between desired and actual machines.
+
+    \b
+    Examples:
+      vcyclectl reconcile                       # every space, as cron runs it
+      vcyclectl reconcile cumulus.example.org --wait 60
+      vcyclectl reconcile --dry-run
+      vcyclectl -q reconcile -o json
+    """
+    from vcyclectl.commands.output import progress_for_terminal, write_data
     from vcyclectl.monitoring.passes import PassRecorder
     from vcyclectl.reconcile import reconcile_space
     from vcyclectl.state.store import StateDir
@@ -54,7 +61,7 @@ def reconcile(
                                      progress=progress, accept_empty=accept_empty)
             recorded.append(result)
         results.append(result)
-        if dry_run and result.plan is not None and app.fmt(output) != "json":
+        if dry_run and result.plan is not None and output == "table":
             _print_plan(result.plan)
         if result.outcome == "failed":
             failure(result.summary(), space=result.space, reason=result.reason)
@@ -64,50 +71,12 @@ def reconcile(
                  f"{len(result.plan.deletes) if result.plan else 0} to delete")
     if not dry_run:
         recorder.finish()
-    if app.fmt(output) == "json":
-        write_json([r.to_json() for r in results])
-    raise typer.Exit(int(exit_status([r.outcome for r in results])))
-
-
-def plan(
-    ctx: typer.Context,
-    spaces: Optional[list[str]] = typer.Argument(None, help="Spaces to plan (default: all)."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=OUTPUT_HELP,
-                                         callback=check_output),
-) -> None:
-    """What `reconcile` would do now, and why. Takes no lock, changes nothing."""
-    from vcyclectl.commands.output import write_json, write_rows
-    from vcyclectl.reconcile import reconcile_space
-
-    app = app_context(ctx)
-    config = app.config()
-    selected = config.select(spaces)
-    state_id = app.state().open(create=False)
-    results = [reconcile_space(config, s, state_id, dry_run=True) for s in selected]
-    fmt = app.fmt(output)
-    if fmt == "json":
-        write_json([{"space": r.space, "outcome": r.outcome, "reason": r.reason,
-                     **(r.plan.to_json() if r.plan else {"actions": [], "notes": []})}
-                    for r in results])
-    else:
-        rows = [dict(a.to_json(), space=r.space) for r in results if r.plan
-                for a in r.plan.actions]
-        write_rows(rows, ["space", "action", "name", "machinetype", "processors", "reason"],
-                   fmt, title="plan")
-        for r in results:
-            if r.outcome not in ("done", "failed"):
-                info(app, f"{r.space}: {r.outcome}, {r.reason}")
-            for note in (r.plan.notes if r.plan else ()):
-                info(app, f"{r.space}: {note}")
-    for r in results:  # whatever the format: on stderr, and -q never hides it
-        if r.outcome == "failed":
-            failure(f"{r.space}: FAILED, {r.reason}", space=r.space, reason=r.reason)
+    write_data([r.to_json() for r in results], output)
     raise typer.Exit(int(exit_status([r.outcome for r in results])))
 
 
 def _print_plan(plan: "Plan") -> None:
     from vcyclectl.commands.output import write_rows
 
-    write_rows([a.to_json() for a in plan.actions],
-               ["action", "name", "machinetype", "processors", "reason"], "table",
-               title=f"plan for {plan.space}")
+    write_rows([dict(a.to_json(), space=plan.space) for a in plan.actions],
+               ["space", "action", "name", "machinetype", "processors", "reason"], "table")

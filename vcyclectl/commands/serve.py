@@ -42,10 +42,12 @@ def _initialise_state(app: AppContext) -> None:
 def serve(
     ctx: typer.Context,
     listen: str = typer.Option("127.0.0.1:8080", "--listen", callback=_listen,
+                               metavar="HOST:PORT",
                                help="HOST:PORT, [IPv6]:PORT or unix:/path to listen on."),
-    tls_cert: Optional[str] = typer.Option(None, "--tls-cert",
+    tls_cert: Optional[str] = typer.Option(None, "--tls-cert", metavar="FILE",
                                            help="PEM certificate: serve HTTPS directly."),
-    tls_key: Optional[str] = typer.Option(None, "--tls-key", help="PEM private key."),
+    tls_key: Optional[str] = typer.Option(None, "--tls-key", metavar="FILE",
+                                          help="PEM private key."),
     workers: int = typer.Option(min(4, max(2, os.cpu_count() or 1)), "--workers", min=1, max=64,
                                 help="Worker processes."),
     threads: int = typer.Option(8, "--threads", min=1, max=256, help="Threads per worker."),
@@ -61,7 +63,14 @@ def serve(
     access_log: bool = typer.Option(True, "--access-log/--no-access-log",
                                     help="Log each request on stderr (never its token)."),
 ) -> None:
-    """Serve MJF and accept joboutputs (heartbeats, shutdown messages) from VMs over HTTP."""
+    """Serve MJF and accept joboutputs (heartbeats, shutdown messages) from VMs over HTTP.
+
+    \b
+    Examples:
+      vcyclectl serve
+      vcyclectl serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem
+      vcyclectl serve --listen unix:/run/vcyclectl/serve.sock --no-access-log
+    """
     from vcyclectl import config as config_module
     from vcyclectl.errors import UsageError
     from vcyclectl.feedback.app import Limits

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import typer
 
+from vcyclectl.commands.completion import complete_space
 from vcyclectl.commands.context import app_context
-from vcyclectl.commands.statuspage import OUTPUT_HELP, check_status_output
+from vcyclectl.commands.formats import ROWS, no_headers_option, output_option
 
 if TYPE_CHECKING:
     from vcyclectl.config import Config, Space
@@ -19,28 +20,54 @@ COLUMNS = ["space", "machinetype", "machines", "processors", "processors_limit",
 
 def status(
     ctx: typer.Context,
-    space: Optional[list[str]] = typer.Argument(None, help="Spaces (default: all)."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=OUTPUT_HELP,
-                                         callback=check_status_output),
-    out: Optional[Path] = typer.Option(None, "--out", help="With --output html: the file."),
+    space: Optional[list[str]] = typer.Argument(None, metavar="[SPACE]...",
+                                                help="Spaces (default: all).",
+                                                autocompletion=complete_space),
+    output: str = output_option((*ROWS, "html"), extra_help="html is the status page, "
+                                                            "written to --out FILE"),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE",
+                                       help="With --output html: the file."),
+    watch: Optional[float] = typer.Option(None, "--watch", "-w", metavar="[SECONDS]", min=0.1,
+                                          help="Redraw every SECONDS (2 when not given) until "
+                                               "Ctrl-C; with -o json one document per line."),
+    no_headers: bool = no_headers_option(),
 ) -> None:
-    """Machines by state, processors in use against limits, shares, backoff, lock holder."""
+    """Machines by state, processors in use against limits, shares, backoff, lock holder.
+
+    \b
+    Examples:
+      vcyclectl status
+      vcyclectl status cumulus.example.org -o json
+      vcyclectl status --watch
+      vcyclectl status -o html --out /var/www/html/vcyclectl.html
+    """
     from vcyclectl.commands.output import write_rows
     from vcyclectl.commands.views import status_rows
+    from vcyclectl.commands.watch import repeat
 
     app = app_context(ctx)
     config = app.config()
+    selected = config.select(space)
     if output == "html":
         from vcyclectl.commands.statuspage import write_status_page
+        from vcyclectl.errors import UsageError
 
-        return write_status_page(config, config.select(space), out)
-    rows = status_rows(config, config.select(space))
-    columns = with_demand(config, config.select(space), rows)
-    fmt = app.fmt(output)
-    if fmt == "table":
-        for row in rows:
-            row["machines"] = " ".join(f"{k}:{v}" for k, v in sorted(row["states"].items())) or "0"
-    write_rows(rows, columns, fmt, title="status", name_key="machinetype")
+        if watch is not None:
+            raise UsageError("--watch does not go with -o html: write the page from cron, "
+                             "or let `serve` show it at /")
+        return write_status_page(config, selected, out)
+
+    def show(stream: Any) -> None:
+        rows = status_rows(config, selected)
+        columns = with_demand(config, selected, rows)
+        if output == "table":
+            for row in rows:
+                row["machines"] = " ".join(f"{k}:{v}" for k, v in
+                                           sorted(row["states"].items())) or "0"
+        write_rows(rows, columns, output, name_key="machinetype", headers=not no_headers,
+                   stream=stream)
+
+    repeat(show, watch, output)
 
 
 def with_demand(config: "Config", spaces: "Iterable[Space]",

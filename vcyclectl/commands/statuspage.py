@@ -10,14 +10,7 @@ import typer
 
 from vcyclectl.config import Config, Space
 
-OUTPUT_HELP = "table | json | tsv | names | html (with --out FILE)"
 HISTORY_SECONDS = 7 * 86400.0
-
-
-def check_status_output(value: str | None) -> str | None:
-    from vcyclectl.commands.context import check_output
-
-    return value if value == "html" else check_output(value)
 
 
 def write_status_page(config: Config, spaces: Iterable[Space], out: Path | None) -> None:

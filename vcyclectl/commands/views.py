@@ -60,7 +60,10 @@ def check_list_filters(spaces: list[Space], machinetype: str | None, state: str 
 
 
 def machine_rows(config: Config, spaces: Iterable[Space], *, live: bool = False,
-                 machinetype: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+                 machinetype: str | None = None, state: str | None = None,
+                 detail: bool = False) -> list[dict[str, Any]]:
+    """The `list` rows; `detail` adds `heartbeat_age` and `end_reason` (`-o wide`), which
+    cost a look into every machine's joboutputs."""
     spaces = list(spaces)
     check_list_filters(spaces, machinetype, state)
     root = StateDir(config.state_dir)
@@ -69,21 +72,51 @@ def machine_rows(config: Config, spaces: Iterable[Space], *, live: bool = False,
     for space in spaces:
         store = root.space(space.name)
         drains = store.drains()
+        records = store.records()
         if live:
             from vcyclectl.clouds.registry import build_cloud
             from vcyclectl.clouds.retries import with_retries
 
             cloud = build_cloud(config, space, state_id)
-            rows.extend(machine_row(m, drains) for m in with_retries(cloud.list_machines, "list")
-                        if m.state is not MachineState.GONE)
+            found = [machine_row(m, drains) for m in with_retries(cloud.list_machines, "list")
+                     if m.state is not MachineState.GONE]
         else:
-            rows.extend(record_row(r, drains) for r in store.records().values())
+            found = [record_row(r, drains) for r in records.values()]
+        if detail:
+            add_details(found, space, store, records)
+        rows.extend(found)
     if machinetype:
         rows = [r for r in rows if r["machinetype"] == machinetype]
     if state:
         rows = [r for r in rows if r["state"] == state]
     rows.sort(key=lambda r: (r["space"], r["machinetype"], r["created_at"] or "", r["name"]))
     return rows
+
+
+def add_details(rows: list[dict[str, Any]], space: Space, store: SpaceState,
+                records: dict[str, MachineRecord]) -> None:
+    """Heartbeat age and why a machine is ending (ours: a 700 message; its own: the shutdown
+    message it wrote), for `list -o wide`."""
+    now = time.time()
+    beats = {r["name"]: space.machinetypes[r["machinetype"]].heartbeat_name
+             for r in rows if r["machinetype"] in space.machinetypes}
+    reports = store.reports(beats)
+    for row in rows:
+        report = reports.get(row["name"])
+        rec = records.get(row["name"])
+        beat = report.heartbeat_at if report else None
+        row["heartbeat_age"] = age(now - beat) if beat is not None else None
+        row["end_reason"] = ((rec.message if rec else None)
+                             or (report.shutdown_message if report else None))
+
+
+def age(seconds: float) -> str:
+    """A short age, as kubectl shows one: 42s, 7m, 5h, 3d."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
 
 
 def find_machine(config: Config, name: str) -> tuple[Space, SpaceState, MachineRecord | None,
@@ -224,3 +257,21 @@ def doctor_rows(config: Config, spaces: Iterable[Space],
             row["warnings"].append(str(exc))
         rows.append(row)
     return rows
+
+
+def is_time_key(key: str) -> bool:
+    """Whether a field holds a time (epoch seconds in the state directory's files)."""
+    return key.endswith(("_at", "_until", "_since")) or key in ("at", "since", "until", "time",
+                                                                "t")
+
+
+def iso_times(data: Any, key: str = "") -> Any:
+    """`data` with every time field, however deep, as ISO 8601 in UTC (what `inspect`
+    shows), field names unchanged."""
+    if isinstance(data, dict):
+        return {k: iso_times(v, str(k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [iso_times(v, key) for v in data]
+    if isinstance(data, (int, float)) and not isinstance(data, bool) and is_time_key(key):
+        return iso(data)
+    return data

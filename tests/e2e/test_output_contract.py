@@ -57,8 +57,9 @@ GIVES: dict[tuple[str, ...], set[str]] = {
         {"markdown", "table", "json", "yaml", "html"},
     ("config", "show"): {"yaml", "json"},
 }
-#: Commands that print no data, so take no -o.
-NO_DATA = {"drain", "undrain", "serve", "config check", "import vcycle"}
+#: Commands that print no data, so take no -o (`render` prints the user_data file itself).
+NO_DATA = {"drain", "undrain", "serve", "config check", "import vcycle", "render",
+           "config schema"}  # the schema is a JSON Schema document, always JSON
 BOX = set("─│┃━┏┓┗┛┡┩╇╈┼┬┴├┤═║╔╗╚╝")
 
 

@@ -74,6 +74,15 @@ def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
     return sorted(t for t in targets if t.startswith(incomplete))
 
 
+def complete_space_machinetype(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`render`'s SPACE/MACHINETYPE."""
+    config = _config(ctx)
+    if config is None:
+        return []
+    targets = [f"{s.name}/{mt}" for s in config.spaces.values() for mt in s.machinetypes]
+    return sorted(t for t in targets if t.startswith(incomplete))
+
+
 def complete_state(incomplete: str) -> list[str]:
     from vcyclectl.commands.views import LIST_STATES
 

@@ -40,7 +40,8 @@ def drain(
     reason: str = typer.Option("", "--reason", "-r", metavar="REASON",
                                help="Why; shown by status and inspect."),
     at: Optional[str] = typer.Option(
-        None, "--at", metavar="TIME", help="Schedule the drain: ISO 8601 (UTC unless an offset is given), "
+        None, "--at", metavar="TIME",
+        help="Schedule the drain: ISO 8601 (UTC unless an offset is given), "
                            "+2h / +1h30m / +90s, or a Unix time. Until then machines are "
                            "still made and all are told it as their MJF shutdowntime."),
 ) -> None:

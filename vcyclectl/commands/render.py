@@ -7,19 +7,28 @@ from typing import Optional
 
 import typer
 
+from vcyclectl.commands.completion import complete_space_machinetype
 from vcyclectl.commands.context import app_context, info
 
 
 def render(
     ctx: typer.Context,
-    target: str = typer.Argument(..., help="SPACE/MACHINETYPE"),
+    target: str = typer.Argument(..., metavar="SPACE/MACHINETYPE", help="SPACE/MACHINETYPE",
+                                 autocompletion=complete_space_machinetype),
     show_secrets: bool = typer.Option(
         False, "--show-secrets", help="Print secrets (files, secret-named options, the X.509 "
                                       "proxy, the machine token) instead of ***."),
-    name: Optional[str] = typer.Option(None, "--name",
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME",
                                        help="Machine name to render for (default: a new one)."),
 ) -> None:
-    """Print the user_data a new machine of SPACE/MACHINETYPE would boot with."""
+    """Print the user_data a new machine of SPACE/MACHINETYPE would boot with (the template
+    itself, not data: it takes no -o).
+
+    \b
+    Examples:
+      vcyclectl render cumulus.example.org/lhcb
+      vcyclectl render cumulus.example.org/lhcb --show-secrets | less
+    """
     from vcyclectl.core.names import random_names
     from vcyclectl.errors import UsageError
     from vcyclectl.vm.preview import preview

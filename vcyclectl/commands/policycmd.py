@@ -17,7 +17,7 @@ from vcyclectl.commands.context import OUTPUT_HELP, app_context, check_output, i
 
 BUDGET_COLUMNS = ["budget", "space", "community", "currency", "amount", "spent",
                   "burn_rate_per_hour", "paced_rate_per_hour", "forecast_at_end", "remaining",
-                  "running_processors"]
+                  "running_processors", "other_currency"]
 
 
 def _when(value: str | None, *, end: bool = False) -> float | None:

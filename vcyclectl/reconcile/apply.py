@@ -61,6 +61,12 @@ class Pass:
     def plan(self, clock_untrusted: str = "") -> tuple[Plan, Observed]:
         """Observe, then decide against the observation's own time (`Observed.taken_at`)."""
         observed = observe(self.space, self.cloud, self.store, self.now)
+        if self.config.budgets:  # prices in the paying budget's currency (docs/policy.md)
+            from vcyclectl.policy.currency import in_budget_currency
+
+            observed.flavors = in_budget_currency(self.config, self.space.name,
+                                                  observed.flavors)
+            observed.observation = replace(observed.observation, flavors=observed.flavors)
         if self.config.has_policy:
             observed.observation = replace(observed.observation, policy=self.policy())
         if clock_untrusted:

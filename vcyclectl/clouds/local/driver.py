@@ -159,8 +159,8 @@ class LocalCloud:
 
     def flavors(self) -> list[Flavor]:
         if self.options.flavors:
-            return [Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour, f.spot)
-                    for f in self.options.flavors]
+            return [Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour, f.spot,
+                           self.options.currency) for f in self.options.flavors]
         n = self.options.processors_per_machine
         return [Flavor(f"local-{n}", n)]
 

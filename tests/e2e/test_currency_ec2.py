@@ -103,7 +103,7 @@ def test_gbp_budget_over_ec2_spot_converts_the_price_history(tmp_path: Path, end
     table = vcyclectl(config, "budget", "-o", "tsv").out.splitlines()
     header = table[0].split("\t")
     assert "other_currency" in header
-    first = dict(zip(header, table[1].split("\t")))
+    first = dict(zip(header, table[1].split("\t"), strict=True))
     assert "USD spent (at 0.79 GBP/USD)" in first["other_currency"]
 
 

@@ -321,7 +321,7 @@ def _in_other_currencies(config: Config, budget: Any, rows: list[dict[str, Any]]
         row["other_currency"] = "; ".join(
             f"{v['spent']:,.2f} {code} spent (at {rate:g} {budget.currency}/{code})"
             for (code, rate), v in zip(sorted(rates.items()),
-                                       row["in_other_currencies"].values()))
+                                       row["in_other_currencies"].values(), strict=True))
 
 
 def _group(config: Config, space: str, machinetype: str) -> str:

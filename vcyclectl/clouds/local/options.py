@@ -32,6 +32,10 @@ class LocalOptions:
     job_seconds: float = field(default=60.0, metadata={"min": 0})
     no_work_probability: float = field(default=0.1, metadata={"min": 0, "max": 1})
     failure_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    #: The chance that a machine on a `spot: true` flavor is pre-empted (its capacity
+    #: reclaimed) at a random moment of its life, as EC2 and GCE do to spot VMs: it stops
+    #: with a pre-emption reason and no shutdown message, which is never an abort.
+    preemption_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
     api_error_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
     heartbeat: bool = True
     seed: int = 0

@@ -139,7 +139,7 @@ def test_schedule_json_markdown_and_self_contained_html(vc: VC, tmp_path: Path) 
     february = [w for w in plan["weeks"] if w["from"] in ("2027-02-01", "2027-02-08")]
     assert all(w["communities"]["dune"]["processors"] > 100 for w in february)
     markdown = vc(*common, "--format", "markdown").out
-    assert "| week | from | dune | lhcb | lsst | ska | spend |" in markdown
+    assert "| week | from | dune | lhcb | lsst | ska | spend (GBP) |" in markdown
     out = tmp_path / "plan.html"
     assert vc(*common, "--format", "html", "--out", out).code == 0
     page = out.read_text()

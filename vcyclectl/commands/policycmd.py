@@ -149,10 +149,8 @@ def simulate(
         log.warning("matplotlib is not installed (pip install 'vcyclectl[policy]'): the CSV "
                     "and the summary are written, the plot is skipped")
         plot = False
-    title = (f"{Path(config.files[0]).name}: processors per community, and spend"
-             if config.files else "vcyclectl simulate")
     report = simulate_to(config, profile, t0, t1, out, step_seconds=step, seed=seed,
-                         plot_png=plot, title=title)
+                         plot_png=plot)
     summary = report.summary()
     info(app, f"simulated {summary['simulated_days']} days in {summary['cpu_seconds']} CPU "
               f"seconds ({summary['months_per_cpu_second']} months per CPU second); "

@@ -399,7 +399,7 @@ class Simulation:
 
 def simulate_to(config: Config, demand: Demand, start: float, end: float, out: Path, *,
                 step_seconds: float = 600.0, seed: int = 0, plot_png: bool = True,
-                check_latency: bool = True, title: str = "vcyclectl simulate") -> SimReport:
+                check_latency: bool = True, title: str = "") -> SimReport:
     """Run and write the report: `simulation.csv`, `simulation.png`, `summary.json`."""
     import json
 
@@ -409,6 +409,6 @@ def simulate_to(config: Config, demand: Demand, start: float, end: float, out: P
     report.write_csv(out / "simulation.csv")
     (out / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
     if plot_png:  # last: what was simulated is on disk whatever the plot does
-        plot(report, out / "simulation.png", title)
+        plot(report, out / "simulation.png", title, config=config)
     return report
 

@@ -83,11 +83,12 @@ def plot(report: SimReport, path: Path, title: str = "", *,
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0),
               fontsize="small", title="community", title_fontsize="small", frameon=False)
-    for panel in axes[:, 0]:
-        _shade_campaigns(panel, config, report, colour)
+    for i, panel in enumerate(axes[:, 0]):
+        _shade_campaigns(panel, config, report, colour, labelled=i == 0)
     if budgets:
         _spend_panel(axes[1][0], report, rows, times, budgets, config)
-    ax.set_title(title or _plain_title(report, config), loc="left", fontsize="medium")
+    ax.set_title(title or _plain_title(report, config), loc="left", fontsize="medium",
+                 pad=16)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -138,18 +139,24 @@ def _plain_title(report: SimReport, config: "Config | None") -> str:
 
 
 def _shade_campaigns(ax: Any, config: "Config | None", report: SimReport,
-                     colour: dict[str, str]) -> None:
+                     colour: dict[str, str], *, labelled: bool) -> None:
+    """Each campaign's window: a tint over the whole panel, edged in its community's
+    colour, so it shows through the stack too; named once, in the top panel."""
     if config is None or not report.rows:
         return
     start, end = report.rows[0]["time"], report.rows[-1]["time"]
     for campaign in config.campaigns:
         if campaign.end_at <= start or campaign.start_at >= end:
             continue
-        ax.axvspan(_utc(max(campaign.start_at, start)), _utc(min(campaign.end_at, end)),
-                   color=colour.get(campaign.community, "#999999"), alpha=0.12, linewidth=0)
-        ax.text(_utc(max(campaign.start_at, start)), 1.0, f" {campaign.community} campaign",
-                transform=ax.get_xaxis_transform(), va="top", ha="left", fontsize="small",
-                color="#333333")
+        tone = colour.get(campaign.community, "#999999")
+        since, until = _utc(max(campaign.start_at, start)), _utc(min(campaign.end_at, end))
+        ax.axvspan(since, until, color=tone, alpha=0.15, linewidth=0, zorder=3)
+        for edge in (since, until):
+            ax.axvline(edge, color=tone, linestyle="--", linewidth=1.2, zorder=3)
+        if labelled:
+            ax.text(since, 1.01, f"{campaign.community} campaign", color="#222222",
+                    transform=ax.get_xaxis_transform(), va="bottom", ha="left",
+                    fontsize="small")
 
 
 def _spend_panel(ax: Any, report: SimReport, rows: list[dict[str, Any]], times: list[Any],

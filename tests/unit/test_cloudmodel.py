@@ -91,3 +91,13 @@ def test_conversion_and_unknown_rates(tmp_path: Path) -> None:
                                                   currency="USD")])[0].price_per_hour == 1.0
     assert in_budget_currency(cfg, "elsewhere", [Flavor("x", 2, price_per_hour=2.0,
                                                         currency="USD")])[0].price_per_hour == 2.0
+
+
+def test_status_page_budget_shows_both_currencies() -> None:
+    from vcyclectl.monitoring.page import budget_section
+
+    html = budget_section([{"community": "*", "budget": "b", "space": "*", "spent": 10.0,
+                            "amount": 100.0, "currency": "GBP", "burn_rate_per_hour": 1.0,
+                            "paced_rate_per_hour": 1.0, "forecast_at_end": 50.0,
+                            "in_other_currencies": {"USD": {"rate": 0.79, "spent": 12.66}}}])
+    assert "10 GBP<br><small>12.66 USD at 0.79</small>" in html

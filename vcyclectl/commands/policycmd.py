@@ -125,8 +125,9 @@ def simulate(
     output: Optional[str] = typer.Option(None, "--output", "-o", help="table | json",
                                          callback=check_output),
 ) -> None:
-    """Run the real planner over simulated time on the local cloud model; write a CSV of
-    every step, a PNG plot, and a summary."""
+    """Run the real planner over simulated time on each space's model (local, EC2 and GCE
+    spaces, from their configuration); write a CSV of every step, a PNG plot, and a
+    summary."""
     from vcyclectl.commands.output import write_json, write_rows
     from vcyclectl.policy.simulate import demand_from_campaigns, load_demand, simulate_to
 

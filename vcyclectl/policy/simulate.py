@@ -1,4 +1,5 @@
-"""`vcyclectl simulate`: the real planner over simulated time, on the `local` cloud's model.
+"""`vcyclectl simulate`: the real planner over simulated time, on each space's model
+(`cloudmodel`: the `local` cloud's rules; EC2 and GCE spaces from their configuration).
 
 Each step is one reconcile pass per space, done the way `reconcile.Pass` does it: the
 policy is computed by the same pure `policy.space_policy`, the plan by the same

@@ -139,7 +139,7 @@ def test_schedule_json_markdown_and_self_contained_html(vc: VC, tmp_path: Path) 
     february = [w for w in plan["weeks"] if w["from"] in ("2027-02-01", "2027-02-08")]
     assert all(w["communities"]["dune"]["processors"] > 100 for w in february)
     markdown = vc(*common, "--format", "markdown").out
-    assert "| week | from | dune | lhcb | lsst | ska | spend |" in markdown
+    assert "| week | from | dune | lhcb | lsst | ska | spend (GBP) |" in markdown
     out = tmp_path / "plan.html"
     assert vc(*common, "--format", "html", "--out", out).code == 0
     page = out.read_text()
@@ -277,7 +277,8 @@ def test_vcyclectl_rotates_its_journals_and_spend_only_grows(
 def test_schedule_and_simulate_refuse_what_they_cannot_model(
         vc: VC, write_config: Callable[..., Path], tmp_path: Path) -> None:
     """Issue 20: on an EC2-only config `schedule` printed `planned spend 0.00`, no community
-    columns and exit 0. Only local spaces are modelled: say so, exit 2, plan nothing."""
+    columns and exit 0. EC2 spaces are modelled from their configured prices; one without a
+    price for its type cannot be planned: say which key to set, exit 2, plan nothing."""
     today = datetime.now(timezone.utc).date()
     cfg = write_config(f"""\
         state_dir: state
@@ -295,7 +296,8 @@ def test_schedule_and_simulate_refuse_what_they_cannot_model(
         run = vc("--config", cfg, command, *(["--out", str(tmp_path / "r")]
                                              if command == "simulate" else []))
         assert run.code == 2, run.err
-        assert "models only `cloud: local` spaces" in run.err and "aws.example (ec2)" in run.err
+        assert "'m5.large' has no price" in run.err and "Nothing was planned" in run.err
+        assert "spaces.aws.example.ec2.price_per_hour" in run.err and run.out == ""
 
 
 def test_schedule_markdown_has_as_many_separators_as_headers(vc: VC, write_config: Callable[..., Path]

@@ -21,7 +21,7 @@ SCHEDULE_FORMATS = ("markdown", "table", "json", "yaml", "html")
 
 BUDGET_COLUMNS = ["budget", "space", "community", "currency", "amount", "spent",
                   "burn_rate_per_hour", "paced_rate_per_hour", "forecast_at_end", "remaining",
-                  "running_processors"]
+                  "running_processors", "other_currency"]
 
 
 def _when(value: str | None, *, end: bool = False) -> float | None:
@@ -156,8 +156,9 @@ def simulate(
                                          "twice, probing and with signals, and print spend on "
                                          "machines that found no work and wait times."),
 ) -> None:
-    """Run the real planner over simulated time on the local cloud model; write a CSV of
-    every step, a PNG plot, and a summary.
+    """Run the real planner over simulated time on each space's model (local, EC2 and GCE
+    spaces, from their configuration); write a CSV of every step, a PNG plot, and a
+    summary.
 
     \b
     Examples:
@@ -187,13 +188,11 @@ def simulate(
         log.warning("matplotlib is not installed (pip install 'vcyclectl[policy]'): the CSV "
                     "and the summary are written, the plot is skipped")
         plot = False
-    title = (f"{Path(config.files[0]).name}: processors per community, and spend"
-             if config.files else "vcyclectl simulate")
     if compare_signals:
         return _compare_signals(config, profile, t0, t1, out, step, seed, output, no_headers)
     with working(f"simulating {(t1 - t0) / 86400:.0f} days"):
         simulate_to(config, profile, t0, t1, out, step_seconds=step, seed=seed,
-                    plot_png=plot, title=title, signals=signals)
+                    plot_png=plot, signals=signals)
     import json
 
     # What was written (the report's summary with the no-work spend), printed the same.

@@ -4,6 +4,7 @@ against the spaces."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -18,6 +19,9 @@ POLICY_KEYS = frozenset({"communities", "budgets", "campaigns"})
 WHEN_PATTERN = (r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
                 r"(Z|[+-]\d{2}:?\d{2})?)?")
 _WHEN_DOC = "an ISO date like 2026-12-01 or date and time like 2026-12-01T08:00:00Z"
+#: An ISO 4217 currency code.
+CURRENCY_PATTERN = r"[A-Z]{3}"
+_CURRENCY_DOC = "an ISO 4217 code like GBP, EUR or USD"
 
 
 def parse_when(text: str, *, end: bool = False) -> float:
@@ -77,7 +81,13 @@ class Budget:
     end: str = field(metadata={"pattern": WHEN_PATTERN, "pattern_doc": _WHEN_DOC})
     spaces: tuple[str, ...] = field(default=())
     name: str = ""
-    currency: str = "GBP"
+    currency: str = field(default="GBP", metadata={"pattern": CURRENCY_PATTERN,
+                                                   "pattern_doc": _CURRENCY_DOC})
+    #: Units of `currency` one unit of another currency is worth (`{USD: 0.79}`: a dollar
+    #: is 0.79 pounds), for spaces whose prices are in that currency (EC2 spot prices are
+    #: USD from AWS). Inline rates win over `exchange_rates_file` (a YAML mapping, the same).
+    exchange_rates: dict[str, float] = field(default_factory=dict, metadata={"min": 0})
+    exchange_rates_file: str | None = field(default=None, metadata={"path": True})
     space_shares: dict[str, float] = field(default_factory=dict, metadata={"min": 0})
     reserve_margin_seconds: float = field(default=900.0, metadata={"min": 0})
 
@@ -97,7 +107,22 @@ class Budget:
         unknown = [s for s in self.space_shares if s not in self.spaces]
         if unknown:
             return [("space_shares", f"not among this budget's spaces: {', '.join(unknown)}")]
+        return self._rate_problems()
+
+    def _rate_problems(self) -> list[tuple[str, str]]:
+        for code, rate in self.exchange_rates.items():
+            if not re.fullmatch(CURRENCY_PATTERN, code):
+                return [("exchange_rates", f"{code!r} is not {_CURRENCY_DOC}")]
+            if rate <= 0:
+                return [("exchange_rates", f"the rate of {code} must be above 0")]
         return []
+
+    def rate(self, currency: str | None) -> float | None:
+        """Units of this budget's currency per unit of `currency` (None: the budget's own);
+        None when no rate is given."""
+        if currency is None or currency == self.currency:
+            return 1.0
+        return self.exchange_rates.get(currency)
 
 
 @dataclass(frozen=True)

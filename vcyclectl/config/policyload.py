@@ -10,7 +10,7 @@ from vcyclectl.config import schema
 from vcyclectl.config.checks import MACHINETYPE_NAME, check_name, mapping
 from vcyclectl.config.policy import POLICY_KEYS, Budget, Campaign, Community
 from vcyclectl.config.types import Space
-from vcyclectl.config.yamlsource import Located
+from vcyclectl.config.yamlsource import Located, Origin
 from vcyclectl.errors import ConfigError
 
 
@@ -69,7 +69,10 @@ def parse_policy(data: Located, spaces: dict[str, Space]) -> dict[str, Any]:
                 raise ConfigError(f"space {space} is already paid by budget {budget_of[space]}",
                                   file=where.file, line=where.line, key=key + ".spaces")
             budget_of[space] = name
-        budgets[name] = replace(budget, name=name)
+        budget = _with_rates_file(replace(budget, name=name), where, key)
+        for space in budget.spaces:
+            _check_currencies(budget, spaces[space], where, key)
+        budgets[name] = budget
     campaigns: list[Campaign] = []
     for i, campaign in enumerate(settings.campaigns):
         if campaign.community not in communities:
@@ -79,3 +82,71 @@ def parse_policy(data: Located, spaces: dict[str, Space]) -> dict[str, Any]:
         campaigns.append(replace(campaign, name=campaign.name or
                                  f"{campaign.community}-{campaign.start[:10]}"))
     return {"communities": communities, "budgets": budgets, "campaigns": tuple(campaigns)}
+
+
+def price_currencies(space: Space, default: str) -> dict[str, str]:
+    """The currencies a space's prices are in, each with where it comes from: a cloud
+    block's `currency:` (its `price_per_hour`; `default`, the budget's, when it declares
+    none), and USD for EC2 spot prices, which AWS quotes in dollars."""
+    found: dict[str, str] = {}
+    blocks = [(f"{space.cloud}", space.cloud_options)] + [
+        (f"machinetypes.{name}.{space.cloud}", mt.cloud_options)
+        for name, mt in space.machinetypes.items()]
+    for where, options in blocks:
+        if options is None:
+            continue
+        declared = getattr(options, "currency", None)
+        if declared and declared != default:
+            found.setdefault(declared, f"{where}.currency")
+        if space.cloud == "ec2" and getattr(options, "spot", False):
+            found.setdefault("USD", f"{where}.spot (AWS quotes spot prices in USD)")
+    found.pop(default, None)
+    return found
+
+
+def _check_currencies(budget: Budget, space: Space, where: Origin, key: str) -> None:
+    """A budget over prices in another currency needs a rate, or its ceiling is nonsense."""
+    for code, source in sorted(price_currencies(space, budget.currency).items()):
+        if budget.rate(code) is None:
+            raise ConfigError(
+                f"space {space.name} has prices in {code} (spaces.{space.name}.{source}) but "
+                f"this budget is in {budget.currency}: give exchange_rates: {{{code}: RATE}} "
+                f"({budget.currency} per {code}) or an exchange_rates_file",
+                file=where.file, line=where.line, key=key + ".exchange_rates")
+
+
+def _with_rates_file(budget: Budget, where: Origin, key: str) -> Budget:
+    """The budget with its `exchange_rates_file` read in (inline rates win)."""
+    if budget.exchange_rates_file is None:
+        return budget
+    import re
+    from dataclasses import replace
+
+    import yaml
+
+    from vcyclectl.config.policy import CURRENCY_PATTERN
+
+    path = budget.exchange_rates_file
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read exchange_rates_file {path}: {exc.strerror}",
+                          file=where.file, line=where.line,
+                          key=key + ".exchange_rates_file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not YAML: {exc}", file=path, key="exchange rates") from None
+    if not isinstance(data, dict):
+        raise ConfigError("must be a mapping of currency codes to rates ({USD: 0.79})",
+                          file=path, key="exchange rates")
+    rates: dict[str, float] = {}
+    for code, rate in data.items():
+        if not (isinstance(code, str) and re.fullmatch(CURRENCY_PATTERN, code)):
+            raise ConfigError(f"{code!r} is not a currency code like USD", file=path,
+                              key=str(code))
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+            raise ConfigError(f"the rate must be a number above 0, got {rate!r}", file=path,
+                              key=code)
+        rates[code] = float(rate)
+    rates.update(budget.exchange_rates)
+    return replace(budget, exchange_rates=rates)

@@ -18,13 +18,15 @@ __all__ = ["MachineState", "Flavor", "MachineSpec", "CloudMachine", "ActionKind"
 
 @dataclass(frozen=True)
 class Flavor:
-    """A size a cloud offers. `price_per_hour` is None when unknown."""
+    """A size a cloud offers. `price_per_hour` is None when unknown; `currency` is the
+    price's ISO 4217 code, None for the currency the configuration declares."""
 
     name: str
     processors: int
     memory_mb: int | None = None
     price_per_hour: float | None = None
     spot: bool = False
+    currency: str | None = None
 
 
 @dataclass(frozen=True)

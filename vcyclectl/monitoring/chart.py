@@ -14,31 +14,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Callable
 
-#: Okabe & Ito (2008), "Color Universal Design": colour-blind-safe, in a readable order.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-           "#000000")
-DASHES = ("", "6 3", "2 2", "8 3 2 3", "1 3", "10 4")
-MAX_TICKS = 10
+from vcyclectl.policy.plotstyle import DASHES, MAX_TICKS, PALETTE, nice_axis
 
-
-def nice_axis(peak: float) -> tuple[float, float]:
-    """(top, step) of a y axis from 0: step is 1, 2 or 5 times a power of ten (at least 1,
-    these are whole machines), at most MAX_TICKS steps, top the first multiple of step at or
-    above the peak, and top <= 1.25 * peak whenever a 1-2-5 step allows it."""
-    if peak <= 0:
-        return 1.0, 1.0
-    candidates = sorted(m * 10.0 ** e for e in range(0, 12) for m in (1, 2, 5))
-    fallback: tuple[float, float] | None = None
-    for step in candidates:
-        top = math.ceil(peak / step - 1e-9) * step
-        if top / step > MAX_TICKS:
-            continue
-        if top <= 1.25 * peak:
-            return top, step
-        if fallback is None:
-            fallback = (top, step)
-    assert fallback is not None
-    return fallback
+__all__ = ["DASHES", "MAX_TICKS", "PALETTE", "Series", "nice_axis", "step_chart"]
 
 
 @dataclass(frozen=True)

@@ -168,8 +168,10 @@ def budget_section(rows: list[dict[str, Any]]) -> str:
             (' <span class="flag bad">ahead of pace</span>' if ahead else "")
         currency = escape(str(row.get("currency", "")))
         amount = row.get("amount")
+        other = "".join(f'<br><small>{v["spent"]:,.2f} {escape(code)} at {v["rate"]:g}</small>'
+                        for code, v in (row.get("in_other_currencies") or {}).items())
         out.append(f"<tr><td>{escape(str(row['budget']))}</td><td>{escape(str(row['space']))}"
-                   f'</td><td class="num">{row["spent"]:g} {currency}</td>'
+                   f'</td><td class="num">{row["spent"]:g} {currency}{other}</td>'
                    f'<td class="num">{"" if amount is None else f"{amount:g} {currency}"}</td>'
                    f'<td class="num">{pace}</td><td class="num">{row["forecast_at_end"]:g} '
                    f"{currency}</td></tr>")

@@ -302,7 +302,26 @@ def budget_rows(config: Config, now: float) -> list[dict[str, Any]]:
                                   if budget.start_at <= now < budget.end_at else 0.0,
                                   start=budget.start, end=budget.end))
         rows.extend(space_rows)
+        _in_other_currencies(config, budget, rows[-1 - len(space_rows):])
     return rows
+
+
+def _in_other_currencies(config: Config, budget: Any, rows: list[dict[str, Any]]) -> None:
+    """Each row's money also in the currencies its prices came in (EC2 spot: USD), at the
+    budget's rates: `budget` shows both, so an admin can check it against the cloud's bill."""
+    from vcyclectl.policy.currency import other_currencies
+
+    rates = other_currencies(config, budget)
+    for row in rows:
+        row["in_other_currencies"] = {
+            code: {"rate": rate, "spent": round(row["spent"] / rate, 2),
+                   "amount": None if row["amount"] is None else round(row["amount"] / rate, 2),
+                   "forecast_at_end": round(row["forecast_at_end"] / rate, 2)}
+            for code, rate in sorted(rates.items())}
+        row["other_currency"] = "; ".join(
+            f"{v['spent']:,.2f} {code} spent (at {rate:g} {budget.currency}/{code})"
+            for (code, rate), v in zip(sorted(rates.items()),
+                                       row["in_other_currencies"].values(), strict=True))
 
 
 def _group(config: Config, space: str, machinetype: str) -> str:

@@ -13,18 +13,12 @@ with an inline SVG chart and no external URL, so it can be put on any web server
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
 from vcyclectl.config import Config
 from vcyclectl.policy.simulate import Demand, Simulation, demand_from_campaigns
-
-#: Community colours in the chart: a colour-blind-safe palette (Okabe-Ito), then greys.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-           "#000000")
-
 
 @dataclass(frozen=True)
 class Schedule:
@@ -37,6 +31,15 @@ class Schedule:
     weeks: tuple[dict[str, Any], ...]
     campaigns: tuple[dict[str, Any], ...]
     budgets: tuple[dict[str, Any], ...]
+    #: Communities bottom to top in the chart (priority first, backfill last).
+    stack: tuple[str, ...] = ()
+    backfill: tuple[str, ...] = ()
+
+    @property
+    def currency(self) -> str:
+        """The currency spend is in (the budgets'), or "" without budgets."""
+        codes = sorted({str(b["currency"]) for b in self.budgets})
+        return "/".join(codes)
 
     def to_json(self) -> dict[str, Any]:
         return {"generated_at": _iso(self.generated_at), "from": _iso(self.start),
@@ -83,10 +86,15 @@ def build(config: Config, now: float, *, weeks: int | None = None, demand: Deman
                      step_seconds=step_seconds, seed=seed, initial_spend=spent, tail=False)
     report = sim.run()
     communities = tuple(report.communities)
+    from vcyclectl.policy.plotstyle import stack_order
+
     return Schedule(generated_at=now, start=start, end=end, communities=communities,
                     weeks=tuple(_weeks(report.rows, communities, step_seconds, config)),
                     campaigns=tuple(_campaigns(config, report.rows)),
-                    budgets=tuple(_budgets(config, report.rows)))
+                    budgets=tuple(_budgets(config, report.rows)),
+                    stack=tuple(stack_order(config, communities)),
+                    backfill=tuple(c for c in communities if c in config.communities
+                                   and config.communities[c].backfill))
 
 
 def _week_start(t: float) -> datetime:
@@ -104,8 +112,10 @@ def _weeks(rows: Sequence[Mapping[str, Any]], communities: Sequence[str], step: 
     previous: Mapping[str, Any] | None = None
     for week, items in sorted(by_week.items()):
         last = items[-1]
+        days = round(len(items) * step / 86400.0, 2)
         entry: dict[str, Any] = {"week": f"{week.isocalendar()[0]}-W{week.isocalendar()[1]:02d}",
-                                 "from": week.strftime("%Y-%m-%d"), "communities": {}}
+                                 "from": week.strftime("%Y-%m-%d"), "communities": {},
+                                 "days": days, "partial": days < 7.0 - 1e-6}
         total = 0.0
         for c in communities:
             processors = [r[f"processors:{c}"] for r in items]
@@ -179,81 +189,42 @@ def markdown(schedule: Schedule) -> str:
                      f"{b['from']} to {b['to']}; planned spend {b['planned_spend']:,.2f}.")
     if schedule.budgets:
         lines.append("")
-    columns = ["week", "from", *schedule.communities, "spend"]
+    spend = f"spend ({schedule.currency})" if schedule.currency else "spend"
+    columns = ["week", "from", *schedule.communities, spend]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for w in schedule.weeks:
         cells = " | ".join(f"{w['communities'][c]['processors']:g}" for c in schedule.communities)
-        lines.append(f"| {w['week']} | {w['from']} | {cells} | {w['spend']:,.2f} |")
+        week = f"{w['week']} (partial: {w['days']:g} days)" if w.get("partial") else w["week"]
+        lines.append(f"| {week} | {w['from']} | {cells} | {w['spend']:,.2f} |")
     return "\n".join(lines) + "\n"
-
-
-def svg_chart(schedule: Schedule, width: int = 900, height: int = 320) -> str:
-    """Stacked bars of average processors per community per week, as inline SVG."""
-    weeks = schedule.weeks
-    if not weeks:
-        return "<svg width='10' height='10'></svg>"
-    left, bottom, top = 50, 40, 20
-    totals = [sum(w["communities"][c]["processors"] for c in schedule.communities)
-              for w in weeks]
-    peak = max(max(totals), 1.0)
-    scale = 10 ** math.floor(math.log10(peak))
-    ymax = math.ceil(peak / scale) * scale
-    plot_h = height - bottom - top
-    bar = (width - left - 10) / len(weeks)
-    parts = [f'<svg role="img" aria-label="planned processors per community per week" '
-             f'width="{width}" height="{height + 24 * ((len(schedule.communities) + 5) // 6)}" '
-             f'viewBox="0 0 {width} {height + 24 * ((len(schedule.communities) + 5) // 6)}" '
-             f'font-family="sans-serif" font-size="11">']
-    for i in range(5):
-        value = ymax * i / 4
-        y = top + plot_h - plot_h * i / 4
-        parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" '
-                     f'stroke="#ddd"/><text x="{left - 4}" y="{y + 4:.1f}" '
-                     f'text-anchor="end">{value:g}</text>')
-    for i, w in enumerate(weeks):
-        x = left + i * bar
-        y = top + plot_h
-        for j, c in enumerate(schedule.communities):
-            value = w["communities"][c]["processors"]
-            h = plot_h * value / ymax
-            if h > 0:
-                y -= h
-                parts.append(f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(bar - 2, 1):.1f}" '
-                             f'height="{h:.1f}" fill="{PALETTE[j % len(PALETTE)]}">'
-                             f'<title>{html.escape(w["week"])} {html.escape(c)}: {value:g} '
-                             f'processors</title></rect>')
-        if i % max(1, len(weeks) // 12) == 0:
-            parts.append(f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" '
-                         f'text-anchor="middle">{html.escape(w["from"][5:])}</text>')
-    for j, c in enumerate(schedule.communities):
-        x = left + (j % 6) * 140
-        y = height + 24 * (j // 6)
-        parts.append(f'<rect x="{x}" y="{y - 10}" width="12" height="12" '
-                     f'fill="{PALETTE[j % len(PALETTE)]}"/><text x="{x + 16}" y="{y}">'
-                     f'{html.escape(c)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def html_page(schedule: Schedule) -> str:
     """One self-contained page: inline CSS and SVG, no script, no external URL."""
+    from vcyclectl.policy.schedulechart import campaign_chart, weekly_chart
+
+    currency = html.escape(schedule.currency)
     md_rows = []
     for w in schedule.weeks:
         cells = "".join(f"<td>{w['communities'][c]['processors']:g}</td>"
                         for c in schedule.communities)
-        md_rows.append(f"<tr><td>{html.escape(w['week'])}</td><td>{html.escape(w['from'])}"
-                       f"</td>{cells}<td>{w['spend']:,.2f}</td></tr>")
+        partial = (f' <span class="partial">partial: {w["days"]:g} days</span>'
+                   if w.get("partial") else "")
+        md_rows.append(f"<tr><td>{html.escape(w['week'])}{partial}</td><td>"
+                       f"{html.escape(w['from'])}</td>{cells}<td>{w['spend']:,.2f}</td></tr>")
     campaigns = "".join(
         f"<tr><td>{html.escape(c['name'])}</td><td>{html.escape(c['community'])}</td>"
-        f"<td>{c['from'][:10]}</td><td>{c['last_day']}</td>"
+        f"<td>{c['from'][:10]}</td><td>{c['last_day']}</td><td>{_asked(c)}</td>"
         f"<td>{c['planned_processors'] if c['planned_processors'] is not None else '-'}</td></tr>"
         for c in schedule.campaigns)
     budgets = "".join(
         f"<li>{html.escape(b['name'])}: {b['amount']:,.2f} {html.escape(b['currency'])} from "
         f"{html.escape(b['from'])} to {html.escape(b['to'])}, planned spend "
-        f"{b['planned_spend']:,.2f}</li>" for b in schedule.budgets)
-    heads = "".join(f"<th>{html.escape(c)}</th>" for c in schedule.communities)
+        f"{b['planned_spend']:,.2f} {html.escape(b['currency'])}</li>" for b in schedule.budgets)
+    heads = "".join(f"<th>{html.escape(c)}{' (backfill)' if c in schedule.backfill else ''}</th>"
+                    for c in schedule.communities)
     doc = schedule.to_json()
+    spend_head = f"spend ({currency})" if currency else "spend"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Provisioning plan {doc['from'][:10]} to {doc['last_day']}</title>
@@ -262,16 +233,29 @@ body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: right; }}
 th {{ background: #f4f4f4; }}
+.tick {{ fill: #333; font-size: 11px; }}
+.axis-label {{ fill: #222; font-size: 12px; }}
+.partial, .partial-label {{ color: #555; fill: #555; font-size: 11px; font-style: italic; }}
 </style></head><body>
 <h1>Provisioning plan, {doc['from'][:10]} to {doc['last_day']}</h1>
 <p>Generated {doc['generated_at']} by <code>vcyclectl schedule</code>: the planner run forward
-with the campaigns communities announced. Average processors per week.</p>
-{svg_chart(schedule)}
+with the campaigns communities announced. Average processors per week; priority communities
+at the bottom, backfill on top.</p>
+{weekly_chart(schedule)}
 <h2>Budgets</h2><ul>{budgets or '<li>none</li>'}</ul>
 <h2>Campaigns</h2>
+{campaign_chart(schedule)}
 <table><tr><th>campaign</th><th>community</th><th>from</th><th>to</th>
-<th>planned processors</th></tr>{campaigns}</table>
+<th>asked processors</th><th>planned processors</th></tr>{campaigns}</table>
 <h2>Weeks</h2>
-<table><tr><th>week</th><th>from</th>{heads}<th>spend</th></tr>{''.join(md_rows)}</table>
+<table><tr><th>week</th><th>from</th>{heads}<th>{spend_head}</th></tr>{''.join(md_rows)}</table>
 </body></html>
 """
+
+
+def _asked(campaign: Mapping[str, Any]) -> str:
+    if campaign["asked_processors"] is not None:
+        return f"{campaign['asked_processors']:,}"
+    if campaign["asked_share"] is not None:
+        return f"{campaign['asked_share']:.0%} of each space"
+    return "all it can use"

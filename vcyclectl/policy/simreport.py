@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vcyclectl.config import Config
 
 DAY = 86400.0
 
@@ -47,36 +50,138 @@ class SimReport:
                 "max_drain_seconds": round(self.max_drain_seconds, 1)}
 
 
-def plot(report: SimReport, path: Path, title: str = "vcyclectl simulate") -> None:
-    """Processors per community over time, and cumulative spend against each budget line."""
+def plot(report: SimReport, path: Path, title: str = "", *,
+         config: "Config | None" = None) -> None:
+    """Processors per community over time (priority at the bottom, backfill on top, the
+    page's palette, campaign windows shaded), and cumulative spend on a currency axis
+    against each budget line, with the final spend marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from datetime import datetime, timezone
 
-    times = [datetime.fromtimestamp(r["time"], tz=timezone.utc) for r in report.rows]
+    from vcyclectl.policy.plotstyle import colours, label, stack_order
+
+    rows = _hourly(report.rows)
+    times = [_utc(r["time"]) for r in rows]
     budgets = sorted({k.split(":")[1] for k in report.columns if k.startswith("budget:")})
     panels = 2 if budgets else 1
-    fig, axes = plt.subplots(panels, 1, figsize=(11, 4 * panels), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(panels, 1, figsize=(11, 3.6 + 3.4 * (panels - 1)), sharex=True,
+                             squeeze=False, gridspec_kw={"height_ratios": [3, 2][:panels]})
+    stack = stack_order(config, report.communities) if config else list(report.communities)
+    colour = colours(report.communities)
     ax = axes[0][0]
-    ax.stackplot(times, *[[r[f"processors:{c}"] for r in report.rows]
-                          for c in report.communities], labels=report.communities)
-    ax.set_ylabel("processors")
-    ax.set_title(title)
-    ax.legend(loc="upper left", fontsize="small", ncol=min(6, len(report.communities)))
+    polys = ax.stackplot(times, *[[r[f"processors:{c}"] for r in rows] for c in stack],
+                         labels=[label(config, c) if config else c for c in stack],
+                         colors=[colour[c] for c in stack], linewidth=0)
+    for poly, c in zip(polys, stack, strict=True):
+        if config and c in config.communities and config.communities[c].backfill:
+            poly.set_hatch("//")
+            poly.set_edgecolor("white")
+    ax.set_ylabel("processors (hourly average)")
+    ax.set_ylim(bottom=0)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              fontsize="small", title="community", title_fontsize="small", frameon=False)
+    for i, panel in enumerate(axes[:, 0]):
+        _shade_campaigns(panel, config, report, colour, labelled=i == 0)
     if budgets:
-        ax = axes[1][0]
-        for name in budgets:
-            ax.plot(times, [r[f"budget:{name}:spent"] for r in report.rows],
-                    label=f"{name}: spent")
-            ax.plot(times, [r[f"budget:{name}:line"] for r in report.rows], linestyle="--",
-                    label=f"{name}: budget line")
-            ax.axhline(report.budgets[name]["amount"], color="red", linewidth=0.8,
-                       label=f"{name}: amount")
-        ax.set_ylabel("cumulative spend")
-        ax.legend(loc="upper left", fontsize="small")
+        _spend_panel(axes[1][0], report, rows, times, budgets, config)
+    ax.set_title(title or _plain_title(report, config), loc="left", fontsize="medium",
+                 pad=16)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _utc(t: float) -> Any:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, tz=timezone.utc)
+
+
+def _hourly(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows averaged per hour of simulated time (processors) or taken at its end (money):
+    ten-minute passes draw as noise at the scale of months."""
+    if len(rows) < 2 or rows[1]["time"] - rows[0]["time"] >= 3600:
+        return rows
+    out: list[dict[str, Any]] = []
+    bucket: list[dict[str, Any]] = []
+    for row in rows:
+        if bucket and int(row["time"] // 3600) != int(bucket[0]["time"] // 3600):
+            out.append(_mean(bucket))
+            bucket = []
+        bucket.append(row)
+    if bucket:
+        out.append(_mean(bucket))
+    return out
+
+
+def _mean(bucket: list[dict[str, Any]]) -> dict[str, Any]:
+    merged = dict(bucket[-1])
+    merged["time"] = bucket[0]["time"]
+    for key in merged:
+        if key.startswith("processors"):
+            merged[key] = sum(r[key] for r in bucket) / len(bucket)
+    return merged
+
+
+def _plain_title(report: SimReport, config: "Config | None") -> str:
+    if not report.rows:
+        return "Simulated provisioning"
+    first, last = _utc(report.rows[0]["time"]), _utc(report.rows[-1]["time"])
+    title = (f"Simulated provisioning, {first:%-d %b %Y} to {last:%-d %b %Y}: processors per "
+             "community (top)")
+    if report.budgets:
+        title += " and spend against the budget (bottom)"
+    return title
+
+
+def _shade_campaigns(ax: Any, config: "Config | None", report: SimReport,
+                     colour: dict[str, str], *, labelled: bool) -> None:
+    """Each campaign's window: a tint over the whole panel, edged in its community's
+    colour, so it shows through the stack too; named once, in the top panel."""
+    if config is None or not report.rows:
+        return
+    start, end = report.rows[0]["time"], report.rows[-1]["time"]
+    for campaign in config.campaigns:
+        if campaign.end_at <= start or campaign.start_at >= end:
+            continue
+        tone = colour.get(campaign.community, "#999999")
+        since, until = _utc(max(campaign.start_at, start)), _utc(min(campaign.end_at, end))
+        ax.axvspan(since, until, color=tone, alpha=0.15, linewidth=0, zorder=3)
+        for edge in (since, until):
+            ax.axvline(edge, color=tone, linestyle="--", linewidth=1.2, zorder=3)
+        if labelled:
+            ax.text(since, 1.01, f"{campaign.community} campaign", color="#222222",
+                    transform=ax.get_xaxis_transform(), va="bottom", ha="left",
+                    fontsize="small")
+
+
+def _spend_panel(ax: Any, report: SimReport, rows: list[dict[str, Any]], times: list[Any],
+                 budgets: list[str], config: "Config | None") -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    currency = ""
+    for i, name in enumerate(budgets):
+        budget = config.budgets.get(name) if config else None
+        currency = budget.currency if budget else currency
+        tone = "#000000" if i == 0 else "#56B4E9"
+        ax.plot(times, [r[f"budget:{name}:spent"] for r in rows], color=tone, linewidth=2,
+                label=f"{name}: spent")
+        ax.plot(times, [r[f"budget:{name}:line"] for r in rows], color="#D55E00",
+                linestyle="--", linewidth=1.2, label=f"{name}: budget line (even pace)")
+        amount = report.budgets[name]["amount"]
+        ax.axhline(amount, color="#D55E00", linewidth=0.8, linestyle=":",
+                   label=f"{name}: amount {amount:,.0f} {currency}".rstrip())
+        final = report.budgets[name]["final_spent"]
+        ax.plot([times[-1]], [final], marker="o", color=tone, markersize=6)
+        ax.annotate(f"final {final:,.0f} {currency} ({final / amount:.1%} of {amount:,.0f})"
+                    if amount else f"final {final:,.0f} {currency}",
+                    (times[-1], final), xytext=(-8, -18), textcoords="offset points",
+                    ha="right", fontsize="small")
+    ax.set_ylabel(f"cumulative spend ({currency})" if currency else "cumulative spend")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)

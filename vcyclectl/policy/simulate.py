@@ -1,4 +1,5 @@
-"""`vcyclectl simulate`: the real planner over simulated time, on the `local` cloud's model.
+"""`vcyclectl simulate`: the real planner over simulated time, on each space's model
+(`cloudmodel`: the `local` cloud's rules; EC2 and GCE spaces from their configuration).
 
 Each step is one reconcile pass per space, done the way `reconcile.Pass` does it: the
 policy is computed by the same pure `policy.space_policy`, the plan by the same
@@ -40,6 +41,7 @@ from vcyclectl.core.planner import POLICY_DRAIN, Observation, plan
 from vcyclectl.core.provisioning import (SpacePolicy, budget_of, community_of, paced_rate,
                               space_policy)
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord
+from vcyclectl.policy.cloudmodel import space_model, unmodelled_spaces
 from vcyclectl.policy.demand import Demand, bursts, demand_from_campaigns, load_demand
 from vcyclectl.policy.demandsim import model_readings
 from vcyclectl.policy.simreport import SimReport, plot
@@ -74,13 +76,7 @@ class _SpaceSim:
     ledger: Ledger = field(default_factory=Ledger)
     initial_spend: float = 0.0
     policy: SpacePolicy | None = None
-
-
-def unmodelled_spaces(config: Config) -> list[str]:
-    """Spaces the simulator cannot model: only the `local` cloud's model of a machine's life
-    and price exists; EC2, GCE and OpenStack spaces are not simulated (yet)."""
-    return [f"{name} ({space.cloud})" for name, space in config.spaces.items()
-            if space.cloud != "local"]
+    per_machinetype: dict[str, LocalOptions] = field(default_factory=dict)
 
 
 def check_modelled(config: Config, what: str) -> list[str]:
@@ -90,9 +86,11 @@ def check_modelled(config: Config, what: str) -> list[str]:
 
     left_out = unmodelled_spaces(config)
     if left_out and len(left_out) == len(config.spaces):
-        raise UsageError(f"{what} models only `cloud: local` spaces today (a machine's life "
-                         f"and price come from the local cloud's model); this config has none: "
+        raise UsageError(f"{what} models local, EC2 and GCE spaces (a machine's life and "
+                         f"price come from their configuration); this config has none: "
                          f"{', '.join(left_out)}. Nothing was planned")
+    for space in config.spaces.values():
+        space_model(config, space)  # a price it cannot know is refused here, before work
     return left_out
 
 
@@ -118,12 +116,12 @@ class Simulation:
         rng = random.Random(seed)
         self.spaces: list[_SpaceSim] = []
         for space in config.spaces.values():
-            if space.cloud != "local":
-                continue  # only the local cloud has a model of machines' lives
-            options = space.cloud_options if isinstance(space.cloud_options, LocalOptions) \
-                else LocalOptions()
+            model = space_model(config, space)
+            if model is None:
+                continue  # no model of its machines' lives and prices (policy.cloudmodel)
             self.spaces.append(_SpaceSim(
-                space=space, options=options, flavors=_flavors(options),
+                space=space, options=model.options, flavors=model.flavors,
+                per_machinetype=model.per_machinetype,
                 names=random_names(space.slug, random.Random(rng.random())),
                 initial_spend=(initial_spend or {}).get(space.name, 0.0)))
         self._hypo_count = 0
@@ -209,7 +207,8 @@ class Simulation:
             options = self.options_for(sim, a.machinetype)
             has_work = self.demand.has_work(self.group(sim.space.name, a.machinetype), now)
             life = life_of(a.name, now, replace(
-                options, no_work_probability=options.no_work_probability if has_work else 1.0))
+                options, no_work_probability=options.no_work_probability if has_work else 1.0),
+                spot=a.flavor.spot)
             sim.machines[a.name] = _Machine(a.name, a.machinetype, a.processors, a.flavor, now,
                                             life)
             sim.records[a.name] = MachineRecord(
@@ -222,10 +221,7 @@ class Simulation:
             self.measure_wait(sim, now)
 
     def options_for(self, sim: _SpaceSim, machinetype: str) -> LocalOptions:
-        mt = sim.space.machinetypes.get(machinetype)
-        if mt is not None and isinstance(mt.cloud_options, LocalOptions):
-            return mt.cloud_options
-        return sim.options
+        return sim.per_machinetype.get(machinetype, sim.options)
 
     def observe(self, sim: _SpaceSim, now: float, *,
                 stopped: frozenset[str] | set[str] | None = None,
@@ -283,7 +279,8 @@ class Simulation:
             id=m.name, name=m.name, space=sim.space.name, machinetype=m.machinetype,
             state=state, processors=m.processors, created_at=m.created_at,
             started_at=started, stopped_at=stopped, flavor=m.flavor.name, zone="local",
-            spot=m.flavor.spot, heartbeat_at=stopped, shutdown_message=message)
+            spot=m.flavor.spot, preempted=life.preempted and stopped is not None,
+            heartbeat_at=stopped, shutdown_message=message)
         m.view_until = until
         mt = sim.space.machinetypes.get(m.machinetype)
         if mt is not None and mt.heartbeat_checked and state is MachineState.RUNNING:
@@ -414,18 +411,9 @@ class Simulation:
         return out
 
 
-def _flavors(options: LocalOptions) -> tuple[Flavor, ...]:
-    """What the local cloud offers (as `LocalCloud.flavors`), spot where a flavor says so."""
-    if options.flavors:
-        return tuple(Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour,
-                            bool(getattr(f, "spot", False))) for f in options.flavors)
-    n = options.processors_per_machine
-    return (Flavor(f"local-{n}", n),)
-
-
 def simulate_to(config: Config, demand: Demand, start: float, end: float, out: Path, *,
                 step_seconds: float = 600.0, seed: int = 0, plot_png: bool = True,
-                check_latency: bool = True, title: str = "vcyclectl simulate",
+                check_latency: bool = True, title: str = "",
                 signals: bool = False) -> SimReport:
     """Run and write the report: `simulation.csv`, `simulation.png`, `summary.json`."""
     import json
@@ -439,6 +427,6 @@ def simulate_to(config: Config, demand: Demand, start: float, end: float, out: P
         k: round(v, 2) for k, v in sorted(simulation.no_work_spend.items())})
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if plot_png:  # last: what was simulated is on disk whatever the plot does
-        plot(report, out / "simulation.png", title)
+        plot(report, out / "simulation.png", title, config=config)
     return report
 

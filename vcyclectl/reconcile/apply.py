@@ -65,6 +65,12 @@ class Pass:
         observed = observe(self.space, self.cloud, self.store, self.now)
         if demand:
             observed.observation = replace(observed.observation, demand=demand)
+        if self.config.budgets:  # prices in the paying budget's currency (docs/policy.md)
+            from vcyclectl.policy.currency import in_budget_currency
+
+            observed.flavors = in_budget_currency(self.config, self.space.name,
+                                                  observed.flavors)
+            observed.observation = replace(observed.observation, flavors=observed.flavors)
         if self.config.has_policy:
             observed.observation = replace(observed.observation, policy=self.policy())
         if clock_untrusted:

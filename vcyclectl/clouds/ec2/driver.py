@@ -46,6 +46,8 @@ from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec, MachineState
 log = logging.getLogger(__name__)
 
 #: Fields of a described instance kept for `inspect`: the useful part, JSON-safe and small.
+#: AWS quotes spot prices (and bills) in US dollars.
+SPOT_PRICE_CURRENCY = "USD"
 RAW_KEYS = ("InstanceId", "InstanceType", "ImageId", "State", "StateReason",
             "StateTransitionReason", "LaunchTime", "Placement", "SubnetId", "VpcId",
             "PrivateIpAddress", "PublicIpAddress", "InstanceLifecycle", "SpotInstanceRequestId",
@@ -205,11 +207,12 @@ class Ec2Cloud:
         for name in types:
             known = self._flavors[name]
             price = spot_prices.get(name) if name in spot_types else None
+            currency = SPOT_PRICE_CURRENCY if price is not None else None
             if price is None:
-                price = prices.get(name)
+                price, currency = prices.get(name, (None, None))
             result.append(Flavor(name=name, processors=known.processors,
                                  memory_mb=known.memory_mb, price_per_hour=price,
-                                 spot=name in spot_types))
+                                 spot=name in spot_types, currency=currency))
         with self._lock:
             self._flavor_list = result
         return list(result)
@@ -336,11 +339,13 @@ class Ec2Cloud:
 
     # -- sizes and prices --------------------------------------------------------------
 
-    def _configured_types(self) -> tuple[list[str], set[str], dict[str, float]]:
-        """Instance types of the space, then of machinetype overrides, in order."""
+    def _configured_types(self) -> tuple[list[str], set[str],
+                                         dict[str, tuple[float, str | None]]]:
+        """Instance types of the space, then of machinetype overrides, in order; configured
+        prices with the currency their block declares (None: the budget's)."""
         types: list[str] = []
         spot: set[str] = set()
-        prices: dict[str, float] = {}
+        prices: dict[str, tuple[float, str | None]] = {}
         blocks: Sequence[object] = [self.options, *self.context.machinetype_options.values()]
         for opts in blocks:
             if not isinstance(opts, Ec2Options):
@@ -351,7 +356,7 @@ class Ec2Cloud:
                 if opts.spot:
                     spot.add(name)
             for name, price in opts.price_per_hour.items():
-                prices.setdefault(name, price)
+                prices.setdefault(name, (price, opts.currency or self.options.currency))
         return types, spot, prices
 
     def _learn_vcpus(self, types: Iterable[object], *, strict: bool = True) -> None:
@@ -378,7 +383,9 @@ class Ec2Cloud:
                         f"{', '.join(missing)} in this region; check `instance_types`")
 
     def _spot_prices(self, types: set[str]) -> dict[str, float]:
-        """The highest current spot price across zones, per type (a budget must not guess low).
+        """The highest current spot price across zones, per type (a budget must not guess low),
+        in USD as AWS quotes it (`SPOT_PRICE_CURRENCY`); a budget in another currency
+        converts it at its `exchange_rates` (vcyclectl.policy.currency).
 
         Prices are informative only: if they cannot be read the flavors have no price, and
         the pass goes on.

@@ -53,6 +53,12 @@ class Ec2Options:
     spot: bool = False
     max_price: float | None = field(default=None, metadata={"min": 0.0})
     price_per_hour: dict[str, float] = field(default_factory=dict, metadata={"min": 0.0})
+    #: The currency of this block's `price_per_hour` (ISO 4217); none: the budget's.
+    currency: str | None = field(default=None, metadata={"pattern": r"[A-Z]{3}",
+                                                         "pattern_doc": "a code like USD"})
+    #: For `schedule` and `simulate` only (the driver sees real pre-emptions): the chance a
+    #: spot machine is pre-empted during its life; none: 5% (vcyclectl.policy.cloudmodel).
+    preemption_probability: float | None = field(default=None, metadata={"min": 0, "max": 1})
     tags: dict[str, str] = field(default_factory=dict)
     retry_mode: Literal["standard", "adaptive"] = "standard"
     max_attempts: int = field(default=5, metadata={"min": 1, "max": 20})

@@ -391,7 +391,7 @@ class GceCloud:
             found.append(Flavor(name=name, processors=int(mt.guest_cpus),
                                 memory_mb=int(mt.memory_mb),
                                 price_per_hour=self.options.price_per_hour.get(name),
-                                spot=self.options.spot))
+                                spot=self.options.spot, currency=self.options.currency))
         with self._lock:
             self._flavors = found
             for flavor in found:

@@ -78,6 +78,12 @@ class GceOptions:
     provisioning_model: Literal["STANDARD", "SPOT"] = "STANDARD"
     instance_termination_action: Literal["DELETE", "STOP"] = "DELETE"
     price_per_hour: dict[str, float] = field(default_factory=dict, metadata={"min": 0.0})
+    #: The currency of this block's `price_per_hour` (ISO 4217); none: the budget's.
+    currency: str | None = field(default=None, metadata={"pattern": r"[A-Z]{3}",
+                                                         "pattern_doc": "a code like USD"})
+    #: For `schedule` and `simulate` only (the driver sees real pre-emptions): the chance a
+    #: spot machine is pre-empted during its life; none: 5% (vcyclectl.policy.cloudmodel).
+    preemption_probability: float | None = field(default=None, metadata={"min": 0, "max": 1})
     credentials: Literal["default", "anonymous"] = "default"
     credentials_file: str | None = field(default=None, metadata={"path": True})
     api_endpoint: str | None = None

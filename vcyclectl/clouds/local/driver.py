@@ -68,17 +68,38 @@ class Life:
     stopped_at: float
     failed: bool
     message: str | None
+    #: Stopped by the cloud taking its spot capacity back, not by the VM (never an abort).
+    preempted: bool = False
 
 
-def life_of(name: str, created_at: float, options: LocalOptions) -> Life:
+def life_of(name: str, created_at: float, options: LocalOptions, *, spot: bool = False) -> Life:
     rng = random.Random(f"{options.seed}:{name}")
     boot_done = created_at + options.boot_seconds
     if rng.random() < options.failure_probability:
         return Life(boot_done, boot_done, True, None)
     if rng.random() < options.no_work_probability:
-        return Life(boot_done, boot_done + 0.1 * options.job_seconds, False, MSG_NO_WORK)
-    return Life(boot_done, boot_done + options.job_seconds * rng.uniform(0.75, 1.25), False,
-                MSG_DONE)
+        life = Life(boot_done, boot_done + 0.1 * options.job_seconds, False, MSG_NO_WORK)
+    else:
+        life = Life(boot_done, boot_done + options.job_seconds * rng.uniform(0.75, 1.25), False,
+                    MSG_DONE)
+    return preempted_life(name, life, options) if spot else life
+
+
+def preempted_life(name: str, life: Life, options: LocalOptions) -> Life:
+    """A spot machine's life cut short by pre-emption, with `preemption_probability`, at a
+    uniform moment while it runs. Its own random stream, so machines that are not pre-empted
+    live exactly the lives they lived before this knob existed."""
+    if options.preemption_probability <= 0:
+        return life
+    rng = random.Random(f"{options.seed}:{name}:preemption")
+    if rng.random() >= options.preemption_probability:
+        return life
+    at = life.started_at + rng.random() * (life.stopped_at - life.started_at)
+    return Life(life.started_at, at, False, None, preempted=True)
+
+
+#: What a pre-empted machine's listing says, like EC2's `Server.SpotInstanceTermination`.
+PREEMPTED_REASON = "pre-empted: spot capacity reclaimed by the cloud"
 
 
 class LocalCloud:
@@ -159,15 +180,16 @@ class LocalCloud:
 
     def flavors(self) -> list[Flavor]:
         if self.options.flavors:
-            return [Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour, f.spot)
-                    for f in self.options.flavors]
+            return [Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour, f.spot,
+                           self.options.currency) for f in self.options.flavors]
         n = self.options.processors_per_machine
         return [Flavor(f"local-{n}", n)]
 
     # -- simulation -----------------------------------------------------------------------
     def _to_machine(self, entry: _Entry, now: float) -> CloudMachine:
         options: LocalOptions = self.context.options_for(entry.machinetype)
-        life = life_of(entry.name, entry.created_at, options)
+        spot = any(f.name == entry.flavor and f.spot for f in options.flavors)
+        life = life_of(entry.name, entry.created_at, options, spot=spot)
         started_at: float | None = None
         stopped_at: float | None = None
         heartbeat: float | None = None
@@ -187,7 +209,9 @@ class LocalCloud:
             id=entry.id, name=entry.name, space=entry.space, machinetype=entry.machinetype,
             state=state, processors=entry.processors, created_at=entry.created_at,
             started_at=started_at, stopped_at=stopped_at, flavor=entry.flavor, zone="local",
-            heartbeat_at=heartbeat, shutdown_message=message, raw=entry.to_record())
+            spot=spot, preempted=life.preempted and state is MachineState.STOPPED,
+            state_reason=PREEMPTED_REASON if life.preempted and state is MachineState.STOPPED
+            else None, heartbeat_at=heartbeat, shutdown_message=message, raw=entry.to_record())
 
     def _api_error(self) -> bool:
         p = self.options.api_error_probability

@@ -25,10 +25,17 @@ class LocalOptions:
     processors: int = field(default=64, metadata={"min": 0})
     processors_per_machine: int = field(default=1, metadata={"min": 1})
     flavors: tuple[LocalFlavor, ...] = ()
+    #: The currency of this block's `price_per_hour` (ISO 4217); none: the budget's.
+    currency: str | None = field(default=None, metadata={"pattern": r"[A-Z]{3}",
+                                                         "pattern_doc": "a code like USD"})
     boot_seconds: float = field(default=5.0, metadata={"min": 0})
     job_seconds: float = field(default=60.0, metadata={"min": 0})
     no_work_probability: float = field(default=0.1, metadata={"min": 0, "max": 1})
     failure_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    #: The chance that a machine on a `spot: true` flavor is pre-empted (its capacity
+    #: reclaimed) at a random moment of its life, as EC2 and GCE do to spot VMs: it stops
+    #: with a pre-emption reason and no shutdown message, which is never an abort.
+    preemption_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
     api_error_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
     heartbeat: bool = True
     seed: int = 0

@@ -37,6 +37,7 @@ from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, CloudContext
 from vcyclectl.clouds.ec2 import requests
 from vcyclectl.clouds.ec2.errors import NOT_FOUND_CODES, ErrorTranslator, NoCapacity, error_code
 from vcyclectl.clouds.ec2.options import Ec2Options, is_ami_id
+from vcyclectl.clouds.ec2.session import botocore_session
 from vcyclectl.clouds.ec2.states import (
     is_preempted, machine_state, state_reason_of, stopped_at,
 )
@@ -62,17 +63,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
-
-
-def _botocore_session(opts: Ec2Options) -> Any:
-    """A botocore session that reads `credentials_file` when the ec2 block names one, as
-    AWS_SHARED_CREDENTIALS_FILE would, without the environment having to say so."""
-    import botocore.session
-
-    session = botocore.session.Session()
-    if opts.credentials_file is not None:
-        session.set_config_variable("credentials_file", opts.credentials_file)
-    return session
 
 
 def _timestamp(value: object) -> float | None:
@@ -109,7 +99,7 @@ class Ec2Cloud:
         opts = self.options
         with self._errors("connect"):
             session = boto3.session.Session(
-                botocore_session=_botocore_session(opts),
+                botocore_session=botocore_session(opts),
                 profile_name=opts.profile, region_name=opts.region,
                 aws_access_key_id=opts.access_key_id,
                 aws_secret_access_key=opts.secret_access_key,

@@ -68,6 +68,10 @@ class _Hosts:
         self.killed: set[int] = set()
         self.lock = threading.Lock()
         self.storm_over = threading.Event()
+        self.rng = random.Random(scenario.seed * 7919 + 1)
+        self.fates: list[tuple[float, str, subprocess.Popen[str]]] = []
+        #: how long a pass takes here, learnt from the passes that ended by themselves
+        self.typical = 0.8
 
     def host(self, index: int) -> None:
         env = {**os.environ, "VCYCLECTL_CLOCK_OFFSET": str(self.scenario.clock_offsets[index])}
@@ -78,6 +82,8 @@ class _Hosts:
             with self.lock:
                 self.running[index] = proc
                 self.result.processes += 1
+            self.doom(proc)
+            began = time.monotonic()
             try:
                 _, err = proc.communicate(timeout=HANG_SECONDS)
             except subprocess.TimeoutExpired:
@@ -87,6 +93,8 @@ class _Hosts:
             with self.lock:
                 self.running.pop(index, None)
                 killed = proc.pid in self.killed
+                if proc.returncode in (0, 1) and proc.pid not in self.frozen:
+                    self.typical = 0.8 * self.typical + 0.2 * (time.monotonic() - began)
             self.tally(index, proc.returncode, err, killed)
 
     def tally(self, index: int, code: int, err: str, killed: bool) -> None:
@@ -103,31 +111,40 @@ class _Hosts:
         with self.lock:
             self.result.violations.append(what)
 
-    def chaos(self, rng: random.Random, state: Path, until: float) -> None:
-        """Kill, freeze and tear at random moments until `until`, then thaw everyone."""
+    def doom(self, proc: "subprocess.Popen[str]") -> None:
+        """Decide a new process's fate: killed, frozen or spared, at a moment drawn over
+        the typical length of a pass here (so a loaded machine is struck mid-pass too)."""
         s = self.scenario
-        weights = [s.kill_weight, s.freeze_weight, s.torn_weight]
-        next_event = time.monotonic() + rng.expovariate(1 / s.event_gap)
+        with self.lock:
+            draw = self.rng.random()
+            kind = "kill" if draw < s.kill_probability else \
+                "freeze" if draw < s.kill_probability + s.freeze_probability else None
+            if kind is not None:
+                when = time.monotonic() + self.rng.uniform(0, 1.2) * self.typical
+                self.fates.append((when, kind, proc))
+
+    def chaos(self, state: Path, until: float) -> None:
+        """Strike doomed processes and tear journals until `until`, then thaw everyone."""
+        gap = self.scenario.torn_gap
+        next_tear = time.monotonic() + self.rng.expovariate(1 / gap) if gap else float("inf")
         while time.monotonic() < until:
             now = time.monotonic()
             self.thaw(now)
-            if now >= next_event:
-                kind = rng.choices(("kill", "freeze", "torn"), weights)[0]
-                if kind == "torn":
-                    self.tear(rng, state)
-                else:
-                    self.strike(rng, kind, now)
-                next_event = now + rng.expovariate(1 / s.event_gap)
+            with self.lock:
+                due = [f for f in self.fates if f[0] <= now]
+                self.fates = [f for f in self.fates if f[0] > now]
+            for _, kind, proc in due:
+                self.strike(proc, kind, now)
+            if now >= next_tear and gap:
+                self.tear(state)
+                next_tear = now + self.rng.expovariate(1 / gap)
             time.sleep(0.01)
         self.thaw(float("inf"))
 
-    def strike(self, rng: random.Random, kind: str, now: float) -> None:
+    def strike(self, proc: "subprocess.Popen[str]", kind: str, now: float) -> None:
         with self.lock:
-            live = [p for p in self.running.values()
-                    if p.poll() is None and p.pid not in self.frozen]
-            if not live:
+            if proc.poll() is not None or proc.pid in self.frozen:
                 return
-            proc = rng.choice(live)
             try:
                 if kind == "kill":
                     proc.send_signal(signal.SIGKILL)
@@ -135,7 +152,7 @@ class _Hosts:
                     self.result.kills += 1
                 else:
                     proc.send_signal(signal.SIGSTOP)
-                    self.frozen[proc.pid] = now + rng.uniform(0.1, MAX_FREEZE_SECONDS)
+                    self.frozen[proc.pid] = now + self.rng.uniform(0.1, MAX_FREEZE_SECONDS)
                     self.result.freezes += 1
             except ProcessLookupError:
                 pass
@@ -171,14 +188,14 @@ class _Hosts:
                         pass
                     del self.frozen[pid]
 
-    def tear(self, rng: random.Random, state: Path) -> None:
+    def tear(self, state: Path) -> None:
         """A writer killed mid-append, made explicit: a torn last line in one of a space's
         journals, written while holding the space's lock as that writer did."""
         from vcyclectl.state.lock import Busy, SpaceLock
 
-        space = rng.choice(self.scenario.spaces).name
+        space = self.rng.choice(self.scenario.spaces).name
         folder = state / "spaces" / space
-        journal = folder / rng.choice(("records.jsonl", "events.jsonl", "finished.jsonl"))
+        journal = folder / self.rng.choice(("records.jsonl", "events.jsonl", "finished.jsonl"))
         lock = SpaceLock(folder, "chaos-torn-line")
         try:
             lock.acquire()
@@ -244,6 +261,9 @@ def run(seed: int, root: Path | None = None, keep: bool = False) -> RunResult:
         _storm_and_settle(scenario, work, state, result, mounted)
     finally:
         if mounted:
+            if result.violations or keep:  # what the full filesystem held, for diagnosis
+                shutil.copytree(state, work / "state-at-end", symlinks=True,
+                                ignore_dangling_symlinks=True, dirs_exist_ok=True)
             _unmount(state)
         result.seconds = time.monotonic() - started
         if not keep and not result.violations:
@@ -273,8 +293,7 @@ def _storm_and_settle(scenario: Scenario, work: Path, state: Path, result: RunRe
                for i in range(scenario.hosts)]
     for t in threads:
         t.start()
-    rng = random.Random(scenario.seed * 7919 + 1)
-    hosts.chaos(rng, state, time.monotonic() + scenario.storm_seconds)
+    hosts.chaos(state, time.monotonic() + scenario.storm_seconds)
     hosts.storm_over.set()
     hosts.end(threads)
     if ballast is not None:

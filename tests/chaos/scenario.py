@@ -40,11 +40,12 @@ class Scenario:
     clock_offsets: tuple[float, ...]
     max_clock_skew: float
     storm_seconds: float
-    #: mean seconds between two chaos events (kill, freeze, torn line)
-    event_gap: float
-    kill_weight: float
-    freeze_weight: float
-    torn_weight: float
+    #: the chance that a host process is SIGKILLed, or else SIGSTOPped, at a random moment
+    #: of its life (drawn over the typical length of a pass, whatever the machine's load)
+    kill_probability: float
+    freeze_probability: float
+    #: mean seconds between two torn journal lines (None: no explicit torn lines)
+    torn_gap: float | None
     #: free bytes left on a small tmpfs state filesystem; None: an ordinary directory
     full_fs_free: int | None
     spaces: tuple[SpacePlan, ...] = field(default=())
@@ -79,9 +80,8 @@ def draw(seed: int) -> Scenario:
         seed=seed, hosts=hosts, clock_offsets=offsets,
         max_clock_skew=rng.choice((1.0, 60.0)),
         storm_seconds=round(rng.uniform(*STORM_SECONDS), 2),
-        event_gap=rng.uniform(0.5, 1.2),
-        kill_weight=rng.uniform(0.2, 1), freeze_weight=rng.uniform(0, 1),
-        torn_weight=rng.uniform(0, 0.5),
+        kill_probability=rng.uniform(0.15, 0.6), freeze_probability=rng.uniform(0, 0.4),
+        torn_gap=rng.uniform(0.3, 2) if rng.random() < 0.7 else None,
         full_fs_free=rng.choice((0, 2048, 8192, 32768)) if rng.random() < 0.12 else None,
         spaces=spaces)
 

@@ -299,7 +299,9 @@ def _storm_and_settle(scenario: Scenario, work: Path, state: Path, result: RunRe
     if ballast is not None:
         ballast.unlink()
         monitor.arm_deadline()
-    time.sleep(INTENT_TIMEOUT_SECONDS + 0.2)  # unconfirmed intents expire
+    # Unconfirmed intents expire; one stamped by a host whose clock is ahead looks younger
+    # by that much (within the documented max_clock_skew_seconds tolerance).
+    time.sleep(INTENT_TIMEOUT_SECONDS + max(scenario.clock_offsets) + 0.2)
     try:
         settle(clean, state, monitor, result)
     finally:

@@ -50,7 +50,10 @@ def settle(config_path: Path, state: Path, monitor: "Monitor", result: "RunResul
             if m.name not in records:
                 result.violations.append(f"{s.name}: {m.name} on the cloud without a record "
                                          "after a clean pass")
-            elif life.stopped_at < began - 0.5 or m.created_at + s.wallclock < began - 0.5:
+            elif life.stopped_at < began - 0.5 or \
+                    m.created_at + s.wallclock + monitor.clock_slack < began - 0.5:
+                # (a record stamped by a host whose clock was ahead makes its machine look
+                # younger by up to the hosts' clock spread: the documented skew tolerance)
                 result.violations.append(f"{s.name}: {m.name} ended or past its wallclock "
                                          "before a clean pass, still on the cloud after it")
     if not clean_pass(config_path, result):

@@ -114,6 +114,31 @@ def undrain(
       vcyclectl undrain cumulus.example.org/lhcb
     """
     app = app_context(ctx)
-    space, mt, machine = _resolve(app, target)
+    try:
+        space, mt, machine = _resolve(app, target)
+    except NotFound:
+        if _clear_leftover(app, target):
+            return
+        raise
     cleared = app.state().space(space).clear_drain(machinetype=mt, machine=machine)
     info(app, f"{target}: {'undrained' if cleared else 'was not drained'}")
+
+
+def _clear_leftover(app: AppContext, target: str) -> bool:
+    """Remove the drain mark an ended machine left behind, and say so.
+
+    Marks of forgotten machines are removed with them now, but one left by an older
+    vcyclectl (or by a pass killed between forgetting and removing) stays in `drains/`
+    for ever: `undrain` used to answer "already ended" and leave it there."""
+    from vcyclectl.state.store import valid_machine_name
+
+    config = app.config()
+    if "/" in target or target in config.spaces or not valid_machine_name(target):
+        return False
+    root = app.state()
+    cleared = [name for name in config.spaces
+               if root.space(name).clear_drain(machine=target)]
+    for name in cleared:
+        info(app, f"{target}: that machine has already ended; its leftover drain mark in "
+                  f"{name} removed")
+    return bool(cleared)

@@ -41,8 +41,8 @@ from vcyclectl.vm import mjf
 from vcyclectl.vm import tokens
 from vcyclectl.config import SPACE_NAME, Config
 from vcyclectl.errors import StateError
-from vcyclectl.state.files import JournalTail, ensure_dir, write_atomic
-from vcyclectl.core.records import MachineRecord
+from vcyclectl.state.files import JournalTail, ensure_dir, read_json, write_atomic
+from vcyclectl.core.records import DrainMark, Drains, MachineRecord
 from vcyclectl.state.store import JOB_OUTPUT_NAME, SpaceState, StateDir, valid_machine_name
 
 MIB = 1024 * 1024
@@ -236,7 +236,8 @@ class FeedbackApp:
         mt = self.config.spaces[store.name].machinetypes.get(rec.machinetype)
         if mt is None:
             return _text(404, "machinetype no longer configured")
-        drain = store.drains().for_machine(rec.name, rec.machinetype, mt.drain_grace_seconds)
+        drain = machine_drains(store, rec.name, rec.machinetype).for_machine(
+            rec.name, rec.machinetype, mt.drain_grace_seconds)
         value = mjf.feature(section, key, rec, mt, drain)
         if value is None:
             return _text(404, f"no {section} key {key!r} for this machine")
@@ -289,6 +290,32 @@ class FeedbackApp:
         # service's tail latency. A shutdown message is kept durably.
         write_atomic(folder / filename, body, durable=not heartbeat)
         return Reply(204)
+
+
+def machine_drains(store: SpaceState, name: str, machinetype: str) -> Drains:
+    """Only the drain marks that can apply to one machine: the space's, its machinetype's
+    and its own, three small reads whatever the size of `drains/` (a request used to read
+    every mark in the space, so a space with thousands of drained machines paid for all of
+    them on every MJF request). An unreadable mark is ignored and logged, as `drains()`
+    does, so one bad file never fails a VM's request."""
+    found: dict[str, DrainMark] = {}
+    for kind, file_name in (("space", store.drain_file_name(None, None)),
+                            ("machinetype", store.drain_file_name(machinetype, None)),
+                            ("machine", store.drain_file_name(None, name))):
+        path = store.drains_dir / file_name
+        try:
+            data = read_json(path)
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            found[kind] = DrainMark.from_record(data)
+        except (ValueError, TypeError, IsADirectoryError) as exc:
+            log.warning("drain mark unreadable, ignored", file=str(path), error=str(exc))
+    return Drains(space=found.get("space"),
+                  machinetypes={machinetype: found["machinetype"]} if "machinetype" in found
+                  else {},
+                  machines={name: found["machine"]} if "machine" in found else {})
 
 
 def read_bounded(stream: Any, most: int) -> bytes:

@@ -28,7 +28,7 @@ from vcyclectl.errors import (CloudError, ConfigError, LockTimeout, StateError,
                               VcyclectlError)
 from vcyclectl.reconcile.apply import Pass, finished_entry
 from vcyclectl.reconcile.observe import (EMPTY_LISTING_GUARD, Observed, StaleObservation,
-                                        vanished_fleet)
+                                        host_clock, vanished_fleet)
 from vcyclectl.reconcile.result import SpaceResult
 from vcyclectl.state.lock import Busy, SpaceLock, describe_holder
 from vcyclectl.state.store import StateDir
@@ -44,6 +44,7 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
     """One pass over one space, never raising for cloud or state trouble.
 
     `clock` is this host's wall clock (a test gives a skewed one)."""
+    clock = host_clock(clock)
     started = time.monotonic()
     store = StateDir(config.state_dir).space(space.name)
     result = SpaceResult(space.name, "done")

@@ -29,6 +29,9 @@ OBSERVATION_AGE_CAP = 300.0
 #: Fault-injection hook for tests (docs/state.md): seconds to sleep right after the cloud
 #: listing, as a SIGSTOP, a paused VM or a slow filesystem would.
 STALL_ENV = "VCYCLECTL_FAULT_STALL_AFTER_LISTING"
+#: Fault-injection hook for tests (docs/state.md): seconds this host's clock is off, as a
+#: host with a skewed clock would read it (benchmarks/chaos.py runs hosts a few seconds apart).
+CLOCK_OFFSET_ENV = "VCYCLECTL_CLOCK_OFFSET"
 
 
 class StaleObservation(VcyclectlError):
@@ -49,6 +52,15 @@ def injected_stall() -> None:
         seconds = float(raw)
         log.warning("fault injection: stalling after the listing", seconds=seconds)
         time.sleep(seconds)
+
+
+def host_clock(clock: Callable[[], float]) -> Callable[[], float]:
+    """`clock`, shifted by the fault-injection hook when it is set (never in production)."""
+    raw = os.environ.get(CLOCK_OFFSET_ENV)
+    if not raw:
+        return clock
+    offset = float(raw)
+    return lambda: clock() + offset
 
 
 @dataclass

@@ -10,6 +10,7 @@ compaction.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -95,11 +96,24 @@ def append_lines(path: Path, values: Iterable[Any], *, sync: bool = True) -> Non
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data  # a killed writer left a torn line: never glue onto it
-        os.write(fd, data)
+        _write_all(fd, data)
         if sync:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` or raise. `os.write` may write only part of it (a filesystem
+    that fills up mid-write writes what fits and returns the count; the next write raises
+    ENOSPC): taking a short write for success once recorded a torn intent and let its
+    create go ahead, leaving a machine without a record (found by benchmarks/chaos.py)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no room to append", "")
+        view = view[written:]
 
 
 def read_lines(path: Path, offset: int = 0) -> tuple[list[Any], int]:

@@ -126,6 +126,7 @@ class LocalCloud:
         with self._mutex:
             self._refresh()
             entries = list(self._entries.values())
+        self._page_faults(len(entries))
         now = self.clock()
         machines = [self._to_machine(e, now) for e in entries
                     if e.space == self.context.space and e.state_id == self.context.state_id]
@@ -214,8 +215,25 @@ class LocalCloud:
             else None, heartbeat_at=heartbeat, shutdown_message=message, raw=entry.to_record())
 
     def _api_error(self) -> bool:
+        """Whether this call fails (`api_error_probability`), after its simulated latency."""
+        if self.options.slow_call_seconds > 0:
+            time.sleep(self._api_rng.uniform(0, self.options.slow_call_seconds))
         p = self.options.api_error_probability
         return p > 0 and self._api_rng.random() < p
+
+    def _page_faults(self, total: int) -> None:
+        """The listing's pages as a real API serves them: a page that fails, or one that
+        comes back with fewer machines than the listing's total promised, is an incomplete
+        listing (as the real drivers treat a short or failed page), never a shorter fleet."""
+        p = self.options.listing_page_error_probability
+        if p <= 0:
+            return
+        size = self.options.listing_page_size
+        pages = max(1, -(-total // size))
+        for page in range(1, pages + 1):
+            if self._api_rng.random() < p:
+                how = "failed" if self._api_rng.random() < 0.5 else "came back cut short"
+                raise IncompleteListing(f"local cloud: listing page {page} of {pages} {how}")
 
     # -- the journal ----------------------------------------------------------------------
     def _refresh(self) -> None:

@@ -37,6 +37,13 @@ class LocalOptions:
     #: with a pre-emption reason and no shutdown message, which is never an abort.
     preemption_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
     api_error_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    #: Fault knobs (docs/chaos.md): the listing comes in pages of `listing_page_size`
+    #: machines, each of which fails or comes back cut short with this probability (the
+    #: driver then raises IncompleteListing, never returns part of a listing); every call
+    #: takes up to `slow_call_seconds` longer, drawn at random.
+    listing_page_size: int = field(default=500, metadata={"min": 1})
+    listing_page_error_probability: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    slow_call_seconds: float = field(default=0.0, metadata={"min": 0})
     heartbeat: bool = True
     seed: int = 0
     #: When set, simulated VMs report like real ones: they PUT their `heartbeat` and

@@ -28,6 +28,7 @@ from vcyclectl.core.provisioning import SpacePolicy
 from vcyclectl.core.records import DrainMark, MachineRecord
 from vcyclectl.state.store import StateDir
 from vcyclectl.vm import userdata
+from vcyclectl.reconcile.deadline import Deadline
 from vcyclectl.reconcile.observe import Observed, StaleObservation, max_observation_age, observe
 from vcyclectl.reconcile.result import SpaceResult
 
@@ -39,7 +40,8 @@ class Pass:
 
     def __init__(self, config: Config, space: Space, state_id: str, *,
                  cloud: Cloud | None = None, progress: Progress | None = None,
-                 names: planner.NameSource | None = None, now: Callable[[], float] = time.time):
+                 names: planner.NameSource | None = None, now: Callable[[], float] = time.time,
+                 deadline: Deadline | None = None):
         self.config = config
         self.space = space
         self.state_id = state_id
@@ -51,6 +53,10 @@ class Pass:
         self.events: list[dict[str, Any]] = []
         self._events_lock = threading.Lock()
         self._machine_drains: set[str] | None = None
+        #: Past it, no new cloud call starts (`max_pass_seconds`; reconcile/deadline.py).
+        self.deadline = deadline or Deadline(space.max_pass_seconds)
+        if self.deadline.started_at is None:
+            self.deadline.start()
 
     @property
     def cloud(self) -> Cloud:
@@ -102,6 +108,11 @@ class Pass:
                 creates = self._replan_creates(plan, observed, records, confirmed)
             self.check_fresh(observed)
             self._apply_creates(creates, records, result)
+            if result.not_started:
+                result.outcome = "failed"
+                result.reason = (f"max_pass_seconds ({self.deadline.seconds:g}s) passed: "
+                                 f"{result.not_started} cloud calls not started; the next "
+                                 "pass carries on")
         finally:  # what was done is in the event log even when a stall stops the rest
             self.store.add_events(self.events)
         result.events = list(self.events)
@@ -220,6 +231,11 @@ class Pass:
         def delete_one(action: Action) -> None:
             assert action.machine is not None
             machine = action.machine
+            if self.deadline.expired():  # marked: the next pass deletes it
+                with self._events_lock:
+                    result.not_started += 1
+                self.progress.advance()
+                return
             try:
                 with_retries(lambda: self.cloud.delete(machine), "delete")
                 with self._events_lock:
@@ -289,9 +305,10 @@ class Pass:
         def create_one(item: tuple[Action, MachineSpec]) -> None:
             action, spec = item
             try:
-                if stop.is_set():
+                if stop.is_set() or self.deadline.expired():
                     with lock:
-                        refused.append(spec.name)
+                        refused.append(spec.name)  # no call made: the intent goes
+                        result.not_started += not stop.is_set()
                     return
                 try:
                     machine = with_retries(lambda: self.cloud.create(spec), "create")

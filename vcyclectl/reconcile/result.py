@@ -27,6 +27,14 @@ class SpaceResult:
     failed_calls: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: Why a skipped pass was skipped: "locked" (another host holds the space) or
+    #: "interval" (its last pass finished under min_pass_interval_seconds ago).
+    skipped: str = ""
+    #: Cloud API calls this pass made, by call ("list", "create", …), retries included.
+    calls: dict[str, int] = field(default_factory=dict)
+    #: Cloud calls the pass did not start because max_pass_seconds had passed.
+    not_started: int = 0
+    clock_skew: float = 0.0  # this host's clock against the state directory's filesystem
     lock_seconds: float = 0.0  # for metrics (vcyclectl.monitoring): waited for the lock,
     events: list[dict[str, Any]] = field(default_factory=list)  # what was done,
     finished: list[dict[str, Any]] = field(default_factory=list)  # and what ended
@@ -52,5 +60,6 @@ class SpaceResult:
                 "created": self.created, "deleted": self.deleted, "adopted": self.adopted,
                 "forgotten": self.forgotten, "failed_calls": self.failed_calls,
                 "seconds": round(self.seconds, 3),
+                "skipped": self.skipped or None, "calls": dict(self.calls),
                 "errors": [redact_text(e) for e in self.errors],
                 "plan": self.plan.to_json() if self.plan else None}

@@ -150,7 +150,7 @@ def test_bad_config_exits_2_with_location_and_no_traceback(vc: VC,
     for command in (["reconcile"], ["list"], ["config", "check"], ["status"]):
         run = vc("--config", bad, *command)
         assert run.code == 2
-        assert f"{bad}:8: spaces.alpha.local.processors_limit: must be at least 0" in run.err
+        assert f"{bad}:9: spaces.alpha.local.processors_limit: must be at least 0" in run.err
         assert "Traceback" not in run.err
     assert not (bad.parent / "state").exists()  # nothing was touched
 

@@ -21,7 +21,8 @@ def status(
                                          callback=check_status_output),
     out: Optional[Path] = typer.Option(None, "--out", help="With --output html: the file."),
 ) -> None:
-    """Machines by state, processors in use against limits, shares, backoff, lock holder."""
+    """Machines by state, processors in use against limits, shares, backoff, lock holder
+    (flagged OVERDUE, with what to do, when held longer than max_pass_seconds)."""
     from vcyclectl.commands.output import write_rows
     from vcyclectl.commands.views import status_rows
 
@@ -37,3 +38,8 @@ def status(
         for row in rows:
             row["machines"] = " ".join(f"{k}:{v}" for k, v in sorted(row["states"].items())) or "0"
     write_rows(rows, COLUMNS, fmt, title="status", name_key="machinetype")
+    warned = set()
+    for row in rows:  # a lock held past max_pass_seconds: said on stderr, whatever the format
+        if row.get("lock_warning") and row["space"] not in warned:
+            warned.add(row["space"])
+            typer.echo(f"{row['space']}: {row['lock_warning']}", err=True)

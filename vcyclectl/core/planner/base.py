@@ -11,6 +11,7 @@ from vcyclectl.config import Machinetype, Space
 from vcyclectl.core.model import Action, CloudMachine, Flavor, MachineState
 from vcyclectl.core.provisioning import SpacePolicy
 from vcyclectl.core.records import Drains, MachineRecord, Report
+from vcyclectl.core.rules import message_code as message_code  # one home: core.rules
 
 NameSource = Callable[[str], str]
 
@@ -47,14 +48,6 @@ class Observation:
     #: for time-based reasons (wallclock, heartbeat, starting too long, drain shutdown
     #: time) are withheld, since every age would be off by the skew. Empty: trusted.
     clock_untrusted: str = ""
-
-
-def message_code(message: str | None) -> int | None:
-    """The numeric code of a Vac-style shutdown message ("300 No more work…" -> 300)."""
-    if not message:
-        return None
-    head = message.strip().split(" ", 1)[0]
-    return int(head) if head.isdigit() and len(head) == 3 else None
 
 
 def is_abort(message: str | None, lived: float | None, fizzle_seconds: float) -> bool:

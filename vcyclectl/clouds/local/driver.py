@@ -100,6 +100,7 @@ class LocalCloud:
 
     # -- the contract -----------------------------------------------------------------------
     def list_machines(self) -> list[CloudMachine]:
+        self._slow("list")
         if self._api_error():
             raise IncompleteListing("local cloud: simulated API error while listing")
         with self._mutex:
@@ -143,7 +144,8 @@ class LocalCloud:
             append_lines(self.journal, [{"put": entry.to_record()}])
             self._offset_after_own_write()
             self._entries[entry.id] = entry
-            return self._reports_hidden(self._to_machine(entry, entry.created_at))
+        self._slow("create")
+        return self._reports_hidden(self._to_machine(entry, entry.created_at))
 
     def delete(self, machine: CloudMachine) -> None:
         if self._api_error():
@@ -156,8 +158,10 @@ class LocalCloud:
             self._offset_after_own_write()
             self._entries.pop(machine.id, None)
             self._compact_if_large()
+        self._slow("delete")
 
     def flavors(self) -> list[Flavor]:
+        self._slow("flavors")
         if self.options.flavors:
             return [Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour, f.spot)
                     for f in self.options.flavors]
@@ -188,6 +192,12 @@ class LocalCloud:
             state=state, processors=entry.processors, created_at=entry.created_at,
             started_at=started_at, stopped_at=stopped_at, flavor=entry.flavor, zone="local",
             heartbeat_at=heartbeat, shutdown_message=message, raw=entry.to_record())
+
+    def _slow(self, call: str) -> None:
+        """Take as long as `call_seconds` says this call takes (a slow or stuck cloud)."""
+        seconds = self.options.call_seconds.get(call, 0.0)
+        if seconds > 0:
+            time.sleep(seconds)
 
     def _api_error(self) -> bool:
         p = self.options.api_error_probability

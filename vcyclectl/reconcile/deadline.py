@@ -95,7 +95,7 @@ def _exit_process(space: str, deadline: Deadline) -> None:
 
 
 class Watchdog:
-    """One daemon thread per process watching the pass in progress (`watching`)."""
+    """A daemon thread watching the pass in progress (`watching`), for as long as one is."""
 
     #: The thread looks again at least this often: a timed wait across a SIGSTOP returns
     #: once resumed anyway, this only bounds any surprise.
@@ -130,8 +130,10 @@ class Watchdog:
             while True:
                 current = self._current
                 if current is None or current[1].finished:
-                    self._cond.wait(self.TICK_SECONDS)
-                    continue
+                    # Nothing to watch: the thread ends (the next `watching` starts one),
+                    # so a long-lived process (a test run, `serve`) never piles them up.
+                    self._thread = None
+                    return
                 space, deadline = current
                 overdue = deadline.overdue() if deadline.at is not None else None
                 if overdue is None or overdue < 0:

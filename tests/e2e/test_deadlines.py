@@ -154,6 +154,14 @@ def test_past_the_deadline_no_new_call_starts(write_config: Callable[..., Path],
     assert sorted(StateDir(state).space(SPACE).records()) == made  # no intent left behind
     last = json.loads((space_dir(state) / "last_pass.json").read_text())
     assert last["outcome"] == "failed" and last["not_started"] == 4 - len(made)
+    assert last["deadline_passed"] is True
+    # Cut short, it does not count for the interval: the next host carries on at once.
+    slow_interval = cfg.read_text().replace("min_pass_interval_seconds: 0",
+                                            "min_pass_interval_seconds: 45")
+    cfg.write_text(slow_interval.replace("call_seconds: {create: 1}", "call_seconds: {}"))
+    after = run_process("--config", cfg, "-o", "json", "reconcile")
+    assert after.code == 0 and json.loads(after.out)[0]["outcome"] == "done", after.err
+    assert len(cloud_names(state)) == 4
 
 
 def test_a_frozen_pass_holds_its_lock_and_acts_on_nothing_once_resumed(

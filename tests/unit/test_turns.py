@@ -25,6 +25,7 @@ def test_too_soon_counts_from_the_last_pass_by_any_host() -> None:
     assert too_soon(last, 0, NOW) is None  # 0: every run passes
     assert too_soon(None, 45, NOW) is None  # never passed
     assert too_soon({"finished_at": "yesterday"}, 45, NOW) is None  # unreadable: due
+    assert too_soon({**last, "deadline_passed": True}, 45, NOW) is None  # cut short: due
 
 
 def test_a_finished_at_far_in_the_future_never_holds_a_space_back() -> None:

@@ -97,6 +97,7 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
         return result
     except VcyclectlError as exc:
         result.outcome, result.reason = "failed", str(exc)
+        result.deadline_passed = isinstance(exc, DeadlinePassed)
         return result
     except Exception as exc:  # a bug: fail this space only, the others still get their pass
         import traceback
@@ -158,8 +159,9 @@ def _pass(config: Config, space: Space, state_id: str, result: SpaceResult, *, d
 def _record_pass(store: SpaceState, result: SpaceResult, state_id: str,
                  clock: Callable[[], float]) -> None:
     """`last_pass.json`: what this pass did, whatever its outcome. Its `finished_at` is what
-    every host's `min_pass_interval_seconds` counts from. A pass ended by a kill or its
-    watchdog writes none, so another host takes the space over at once."""
+    every host's `min_pass_interval_seconds` counts from, unless the pass ran out of
+    `max_pass_seconds` (`deadline_passed`). A pass ended by a kill or its watchdog writes
+    none. Either way another host takes the space over at once."""
     now = clock()
     try:
         store.write_last_pass({
@@ -168,6 +170,7 @@ def _record_pass(store: SpaceState, result: SpaceResult, state_id: str,
             "created": result.created, "deleted": result.deleted, "adopted": result.adopted,
             "forgotten": result.forgotten, "failed_calls": result.failed_calls,
             "not_started": result.not_started, "calls": dict(result.calls),
+            "deadline_passed": result.deadline_passed,
             "seconds": round(result.seconds, 3),
             "notes": list(result.plan.notes) if result.plan else [],
             "host": socket.gethostname(), "pid": os.getpid(), "state_id": state_id,

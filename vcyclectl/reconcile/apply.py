@@ -109,7 +109,7 @@ class Pass:
             self.check_fresh(observed)
             self._apply_creates(creates, records, result)
             if result.not_started:
-                result.outcome = "failed"
+                result.outcome, result.deadline_passed = "failed", True
                 result.reason = (f"max_pass_seconds ({self.deadline.seconds:g}s) passed: "
                                  f"{result.not_started} cloud calls not started; the next "
                                  "pass carries on")

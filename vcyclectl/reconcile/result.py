@@ -34,6 +34,9 @@ class SpaceResult:
     calls: dict[str, int] = field(default_factory=dict)
     #: Cloud calls the pass did not start because max_pass_seconds had passed.
     not_started: int = 0
+    #: The pass ran out of max_pass_seconds: it does not count for min_pass_interval_seconds,
+    #: so the next host carries on at once.
+    deadline_passed: bool = False
     clock_skew: float = 0.0  # this host's clock against the state directory's filesystem
     lock_seconds: float = 0.0  # for metrics (vcyclectl.monitoring): waited for the lock,
     events: list[dict[str, Any]] = field(default_factory=list)  # what was done,

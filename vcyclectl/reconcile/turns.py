@@ -26,9 +26,9 @@ def too_soon(last_pass: Mapping[str, Any] | None, interval: float, now: float) -
 
     Any finished pass counts, whatever its outcome (a failing cloud is asked once per
     interval too, not once per host), except one that ran out of `max_pass_seconds`: it
-    was cut short, and the next host carries on at once. A `finished_at` in the future by more than the interval
-    (a host whose clock was far ahead wrote it) is not trusted: the space is due, so a bad
-    clock can delay a space by one interval at most, never stop it.
+    was cut short, and the next host carries on at once. A `finished_at` in the future by
+    more than the interval (a host whose clock was far ahead wrote it) is not trusted: the
+    space is due, so a bad clock can delay a space by one interval at most, never stop it.
     """
     if interval <= 0 or not last_pass or last_pass.get("deadline_passed"):
         return None  # a pass cut short by its deadline hands over at once

@@ -104,6 +104,25 @@ def test_one_pass_per_interval_whoever_is_first(write_config: Callable[..., Path
     assert json.loads(forced.out)[0]["calls"].get("list") == 1
 
 
+def test_four_hosts_on_the_same_tick_pass_a_space_once(write_config: Callable[..., Path],
+                                                       tmp_path: Path) -> None:
+    """Four processes started together (one cron tick on four hosts), the listing slow
+    enough that they overlap: exactly one passes each space, the others skip it as locked
+    or as just passed; none fails."""
+    cfg = write_config(config(interval=45, local=", call_seconds: {list: 0.3}") +
+                       config(interval=45).split("spaces:\n", 1)[1].replace(SPACE, "b.local"))
+    hosts = [Background(tmp_path, f"host{n}", "--config", cfg, "-o", "json", "reconcile")
+             for n in range(4)]
+    runs = [host.finish() for host in hosts]
+    assert all(run.code == 0 for run in runs), [run.err for run in runs]
+    results = [r for run in runs for r in json.loads(run.out)]
+    for space in (SPACE, "b.local"):
+        outcomes = sorted((r["outcome"], r["skipped"]) for r in results if r["space"] == space)
+        assert outcomes.count(("done", None)) == 1, outcomes
+        assert all(o in (("done", None), ("skipped", "locked"), ("skipped", "interval"))
+                   for o in outcomes), outcomes
+
+
 def test_a_stuck_cloud_call_ends_the_process_and_the_next_one_carries_on(
         write_config: Callable[..., Path], tmp_path: Path) -> None:
     """The creates are made, then their answers never come (call_seconds): the watchdog

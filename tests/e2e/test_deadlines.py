@@ -126,9 +126,10 @@ def test_four_hosts_on_the_same_tick_pass_a_space_once(write_config: Callable[..
 def test_a_stuck_cloud_call_ends_the_process_and_the_next_one_carries_on(
         write_config: Callable[..., Path], tmp_path: Path) -> None:
     """The creates are made, then their answers never come (call_seconds): the watchdog
-    ends the process; a process with a healthy cloud finds the lock free at once (a pass
-    that was killed never counts for min_pass_interval_seconds) and adopts the four
-    machines the stuck pass had recorded as intents: nothing duplicated, nothing lost."""
+    writes the pass down as cut short and ends the process; a process with a healthy cloud
+    finds the lock free at once (a pass cut short never counts for
+    min_pass_interval_seconds) and adopts the four machines the stuck pass had recorded as
+    intents: nothing duplicated, nothing lost."""
     stuck_cfg = write_config(config(max_pass=2, local=", call_seconds: {create: 600}"),
                              "stuck.yaml")
     healthy_cfg = write_config(config(), "healthy.yaml")
@@ -138,6 +139,9 @@ def test_a_stuck_cloud_call_ends_the_process_and_the_next_one_carries_on(
     assert run.code == 1, run.err
     assert "watchdog: pass over turns.local" in run.err and "max_pass_seconds (2s)" in run.err
     assert not is_locked(space_dir(state))
+    last = json.loads((space_dir(state) / "last_pass.json").read_text())  # its last words
+    assert last["outcome"] == "failed" and last["deadline_passed"] is True
+    assert "ended by its watchdog" in last["reason"] and last["pid"] == stuck.proc.pid
     made = cloud_names(state)
     assert len(made) == 4
     records = StateDir(state).space(SPACE).records()

@@ -31,11 +31,11 @@ from vcyclectl.config import Config, Space
 from vcyclectl.core.progress import Progress
 from vcyclectl.errors import (CloudError, ConfigError, LockTimeout, StateError,
                               VcyclectlError)
-from vcyclectl.reconcile.apply import Pass, finished_entry
+from vcyclectl.reconcile.apply import Pass
 from vcyclectl.reconcile.deadline import Deadline, DeadlinePassed, Watchdog
 from vcyclectl.reconcile.observe import (EMPTY_LISTING_GUARD, Observed, StaleObservation,
                                         vanished_fleet)
-from vcyclectl.reconcile.result import SpaceResult
+from vcyclectl.reconcile.result import SpaceResult, finished_entry
 from vcyclectl.reconcile.turns import too_soon, visiting_order
 from vcyclectl.redact import redact_text
 from vcyclectl.state.lock import Busy, SpaceLock, describe_holder
@@ -82,6 +82,8 @@ def reconcile_space(config: Config, space: Space, state_id: str, *, wait: float 
                 result.outcome, result.skipped, result.reason = "skipped", "interval", why
                 return result
             passing = True
+            deadline.last_words.append(lambda: _watchdog_ended(store, result, state_id,
+                                                               deadline, clock))
             if space.pipes:  # under the lock, so hosts take turns; never raises
                 from vcyclectl.reconcile.pipes import refresh_space
 
@@ -154,6 +156,16 @@ def _pass(config: Config, space: Space, state_id: str, result: SpaceResult, *, d
         deadline.check("acting on the listing")
         run.check_fresh(observed)
         run.apply(plan, observed, result)
+
+
+def _watchdog_ended(store: SpaceState, result: SpaceResult, state_id: str, deadline: Deadline,
+                    clock: Callable[[], float]) -> None:
+    """The watchdog is ending this process: `last_pass.json` says so (for `status`), as a
+    pass cut short by its deadline, which the next host carries on at once."""
+    result.outcome, result.deadline_passed = "failed", True
+    result.reason = (f"ended by its watchdog past max_pass_seconds ({deadline.seconds:g}s) + "
+                     f"grace ({deadline.grace:g}s), stuck in a call; the next pass carries on")
+    _record_pass(store, result, state_id, clock)
 
 
 def _record_pass(store: SpaceState, result: SpaceResult, state_id: str,

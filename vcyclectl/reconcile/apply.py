@@ -30,7 +30,7 @@ from vcyclectl.state.store import StateDir
 from vcyclectl.vm import userdata
 from vcyclectl.reconcile.deadline import Deadline
 from vcyclectl.reconcile.observe import Observed, StaleObservation, max_observation_age, observe
-from vcyclectl.reconcile.result import SpaceResult
+from vcyclectl.reconcile.result import SpaceResult, finished_entry
 
 T = TypeVar("T")
 
@@ -50,13 +50,15 @@ class Pass:
         self.progress = progress or NoProgress()
         self.names = names or random_names(space.slug)
         self.now = now
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # not yet written to events.jsonl
+        self._written_events: list[dict[str, Any]] = []
         self._events_lock = threading.Lock()
         self._machine_drains: set[str] | None = None
         #: Past it, no new cloud call starts (`max_pass_seconds`; reconcile/deadline.py).
         self.deadline = deadline or Deadline(space.max_pass_seconds)
         if self.deadline.started_at is None:
             self.deadline.start()
+        self.deadline.last_words.append(self._write_events)
 
     @property
     def cloud(self) -> Cloud:
@@ -86,6 +88,13 @@ class Pass:
                 "this pass stalled between listing and acting; nothing more done, the next "
                 "pass observes afresh")
 
+    def _write_events(self) -> None:
+        """Append the events not yet written (the watchdog may call this from its thread)."""
+        with self._events_lock:
+            events, self.events = self.events, []
+            self._written_events.extend(events)
+        self.store.add_events(events)
+
     def policy(self) -> SpacePolicy | None:
         """The provisioning policy for this pass, computed afresh from the shared state
         directory (communities, campaigns, this space's budget ledger); docs/policy.md."""
@@ -114,8 +123,8 @@ class Pass:
                                  f"{result.not_started} cloud calls not started; the next "
                                  "pass carries on")
         finally:  # what was done is in the event log even when a stall stops the rest
-            self.store.add_events(self.events)
-        result.events = list(self.events)
+            self._write_events()
+        result.events = list(self._written_events)
         if self.config.budgets:  # the ledger, under the lock: finished lines folded in
             from vcyclectl.policy.budget import update_ledger
 
@@ -371,26 +380,3 @@ class Pass:
             for future in [pool.submit(work, item) for item in items]:
                 future.result()
 
-
-def finished_entry(rec: MachineRecord, now: float, action: Action) -> dict[str, Any]:
-    """An accounting line for a machine that ended: times, processors, hs06, message."""
-    machine = action.machine
-    stopped = (machine.stopped_at if machine and machine.stopped_at else None) or now
-    started = rec.started_at or (machine.started_at if machine else None)
-    seconds = max(0.0, stopped - started) if started else 0.0
-    return {
-        "name": rec.name, "space": rec.space, "machinetype": rec.machinetype,
-        "processors": rec.processors, "hs06": rec.hs06, "flavor": rec.flavor,
-        "created_at": rec.created_at, "started_at": started, "stopped_at": stopped,
-        "finished_at": now, "cpu_seconds": round(seconds * rec.processors, 3),
-        "hs06_seconds": round(seconds * rec.hs06, 3),
-        "message": action.message, "reason": action.reason, "abort": action.abort,
-        "preempted": action.preempted, "spot": rec.spot, "price_per_hour": rec.price_per_hour,
-        "cloud_id": rec.cloud_id,
-    }
-
-
-#: A listing that shows none of the machines the cloud had confirmed (even one) is treated
-#: as a broken view (wrong endpoint, tags, region, state id, or a cloud-side bug), not as a
-#: fleet that vanished, unless the operator says otherwise: a small fleet is leaked as
-#: surely as a large one, and a fleet that really vanished costs one command to confirm.

@@ -51,6 +51,10 @@ class Deadline:
         self.clock = clock
         self.started_at: float | None = None
         self.finished = False
+        #: What to write down if the watchdog ends the process (the pass's events so far,
+        #: its `last_pass.json`): best effort, given LAST_WORDS_SECONDS, since the stuck
+        #: thing may be the state directory itself.
+        self.last_words: list[Callable[[], None]] = []
 
     def start(self) -> None:
         self.started_at = self.clock()
@@ -79,10 +83,30 @@ class Deadline:
                                  "the next pass carries on")
 
 
+#: How long the watchdog lets a pass's last words take before it ends the process anyway.
+LAST_WORDS_SECONDS = 2.0
+
+
+def _say_last_words(deadline: Deadline) -> None:
+    """Run the pass's `last_words` in a thread of their own, for LAST_WORDS_SECONDS at most."""
+    def run() -> None:
+        for words in deadline.last_words:
+            try:
+                words()
+            except Exception:  # noqa: BLE001 - the process ends either way
+                pass
+
+    worker = threading.Thread(target=run, name="vcyclectl-last-words", daemon=True)
+    worker.start()
+    worker.join(LAST_WORDS_SECONDS)
+
+
 def _exit_process(space: str, deadline: Deadline) -> None:
-    """End this process now, saying why in one line on stderr.
+    """Write down what can be (`last_words`), then end this process now, saying why in one
+    line on stderr.
 
     `os.write`, not `logging`: the stuck thread may hold the logging handler's lock."""
+    _say_last_words(deadline)
     line = (f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR watchdog: pass over {space} is "
             f"{deadline.seconds + deadline.grace + deadline.overdue():.0f}s old, past "
             f"max_pass_seconds ({deadline.seconds:g}s) + grace ({deadline.grace:g}s); ending "

@@ -1,12 +1,14 @@
 """What a pass over one space did: a value (done / skipped because locked elsewhere /
-failed and why / `--wait` ran out) that the CLI maps to exit codes in one place."""
+failed and why / `--wait` ran out) that the CLI maps to exit codes in one place; and the
+accounting line of each machine that ended in it (`finished_entry`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vcyclectl.core.model import Plan
+from vcyclectl.core.model import Action, Plan
+from vcyclectl.core.records import MachineRecord
 from vcyclectl.redact import redact_text
 
 Outcome = Literal["done", "skipped", "failed", "timeout"]
@@ -66,3 +68,22 @@ class SpaceResult:
                 "skipped": self.skipped or None, "calls": dict(self.calls),
                 "errors": [redact_text(e) for e in self.errors],
                 "plan": self.plan.to_json() if self.plan else None}
+
+
+def finished_entry(rec: MachineRecord, now: float, action: Action) -> dict[str, Any]:
+    """An accounting line for a machine that ended: times, processors, hs06, message."""
+    machine = action.machine
+    stopped = (machine.stopped_at if machine and machine.stopped_at else None) or now
+    started = rec.started_at or (machine.started_at if machine else None)
+    seconds = max(0.0, stopped - started) if started else 0.0
+    return {
+        "name": rec.name, "space": rec.space, "machinetype": rec.machinetype,
+        "processors": rec.processors, "hs06": rec.hs06, "flavor": rec.flavor,
+        "created_at": rec.created_at, "started_at": started, "stopped_at": stopped,
+        "finished_at": now, "cpu_seconds": round(seconds * rec.processors, 3),
+        "hs06_seconds": round(seconds * rec.hs06, 3),
+        "message": action.message, "reason": action.reason, "abort": action.abort,
+        "preempted": action.preempted, "spot": rec.spot, "price_per_hour": rec.price_per_hour,
+        "cloud_id": rec.cloud_id,
+    }
+

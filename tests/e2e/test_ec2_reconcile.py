@@ -110,7 +110,6 @@ def test_config_check_and_show_redact_static_keys(tmp_path: Path, env: dict[str,
     path = tmp_path / "keys.yaml"
     path.write_text(f"""\
 state_dir: {tmp_path / 'state'}
-defaults: {{min_pass_interval_seconds: 0}}
 spaces:
   {SPACE}:
     cloud: ec2
@@ -136,7 +135,6 @@ def test_config_check_rejects_an_image_name_without_owners(tmp_path: Path,
     path = tmp_path / "bad.yaml"
     path.write_text(f"""\
 state_dir: {tmp_path / 'state'}
-defaults: {{min_pass_interval_seconds: 0}}
 spaces:
   {SPACE}:
     cloud: ec2

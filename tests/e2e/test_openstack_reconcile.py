@@ -105,7 +105,6 @@ def test_config_show_redacts_the_application_credential(tmp_path: Path) -> None:
     path = tmp_path / "inline.yaml"
     path.write_text(f"""\
 state_dir: {tmp_path / 'state'}
-defaults: {{min_pass_interval_seconds: 0}}
 spaces:
   {SPACE}:
     cloud: openstack
@@ -127,7 +126,6 @@ def test_config_check_rejects_an_incomplete_application_credential(tmp_path: Pat
     path = tmp_path / "bad.yaml"
     path.write_text(f"""\
 state_dir: {tmp_path / 'state'}
-defaults: {{min_pass_interval_seconds: 0}}
 spaces:
   {SPACE}:
     cloud: openstack

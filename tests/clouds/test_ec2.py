@@ -354,7 +354,7 @@ def test_states_over_http(ec2: Any, ami: str, make_driver: Callable[..., Ec2Clou
     running = driver.create(spec("vcyclectl-aws-lhcb-run0000001"))
     halted = driver.create(spec("vcyclectl-aws-lhcb-halt000001"))
     ended = driver.create(spec("vcyclectl-aws-lhcb-end0000001"))
-    ec2.stop_instances(InstanceIds=[halted.id])  # plays a VM that halts itself
+    ec2.stop_instances(InstanceIds=[halted.id])  # someone stops it through the API
     driver.delete(ended)
 
     seen = {m.name: m for m in driver.list_machines()}
@@ -368,6 +368,69 @@ def test_states_over_http(ec2: Any, ami: str, make_driver: Callable[..., Ec2Clou
     assert seen[ended.name].state_reason == "Client.UserInitiatedShutdown"
     assert not seen[ended.name].preempted
     assert seen[ended.name].raw["State"]["Name"] == "terminated"
+
+
+def test_who_ended_an_instance_over_http(ec2: Any, ami: str,
+                                        make_driver: Callable[..., Ec2Cloud]) -> None:
+    """Issue 15: an instance stopped or terminated through the EC2 API by someone else
+    (moto, like EC2, says `Client.UserInitiatedShutdown`) is reported as ended through the
+    API, and the planner replaces it without putting its machinetype into backoff, though
+    it lived far less than fizzle_seconds."""
+    from vcyclectl.config import Machinetype, Space
+    from vcyclectl.core import rules
+    from vcyclectl.core.model import ActionKind
+    from vcyclectl.core.planner import Observation, plan
+    from vcyclectl.core.records import MachineRecord
+
+    driver = make_driver()
+    stopped = driver.create(spec("vcyclectl-aws-lhcb-stop000002"))
+    terminated = driver.create(spec("vcyclectl-aws-lhcb-term000002"))
+    ec2.stop_instances(InstanceIds=[stopped.id])
+    ec2.terminate_instances(InstanceIds=[terminated.id])
+
+    seen = {m.name: m for m in driver.list_machines()}
+    for machine in (seen[stopped.name], seen[terminated.name]):
+        assert machine.state_reason == "Client.UserInitiatedShutdown"
+        assert machine.ended_by == rules.END_API and not machine.preempted
+    assert seen[stopped.name].state is MachineState.STOPPED
+    assert seen[terminated.name].state is MachineState.GONE
+
+    now = max(m.created_at or 0.0 for m in seen.values()) + 5
+    space = Space(name=SPACE, processors_limit=8, machinetypes={
+        "lhcb": Machinetype(name="lhcb", fizzle_seconds=3600, backoff_seconds=3600)})
+    records = {m.name: MachineRecord(name=m.name, space=SPACE, machinetype="lhcb",
+                                     state=MachineState.RUNNING, processors=m.processors,
+                                     created_at=m.created_at or now, cloud_id=m.id,
+                                     started_at=m.created_at) for m in seen.values()}
+    planned = plan(space, Observation(machines=list(seen.values()), records=records,
+                                      flavors=driver.flavors()), now, lambda mt: f"new-{mt}")
+    ends = [a for a in planned.actions if a.kind in (ActionKind.DELETE, ActionKind.FORGET)]
+    assert {a.name for a in ends} == {stopped.name, terminated.name}
+    assert not any(a.abort for a in ends) and not planned.aborts
+    assert all("someone else through the cloud's API" in a.reason for a in ends)
+    assert planned.creates  # replaced, no backoff
+
+
+def test_end_causes_moto_does_not_make(make_driver: Callable[..., Ec2Cloud]) -> None:
+    """Stubber: moto never shuts an instance down from inside, fails a launch or retires
+    hardware, so these are the describe_instances shapes real EC2 gives for them."""
+    from vcyclectl.core import rules
+
+    listed = _listed_from(make_driver(), [
+        {**_recorded_instance("vcyclectl-aws-lhcb-self000001", "terminated", 48,
+                              "Client.InstanceInitiatedShutdown"), "InstanceId": "i-01"},
+        {**_recorded_instance("vcyclectl-aws-lhcb-cap0000001", "terminated", 48,
+                              "Server.InsufficientInstanceCapacity"), "InstanceId": "i-02"},
+        {**_recorded_instance("vcyclectl-aws-lhcb-ret0000001", "stopped", 80,
+                              "Server.ScheduledStop"), "InstanceId": "i-03"},
+        {**_recorded_instance("vcyclectl-aws-lhcb-spot000003", "terminated", 48,
+                              "Server.SpotInstanceTermination"), "InstanceId": "i-04"},
+        {**_recorded_instance("vcyclectl-aws-lhcb-run0000003", "running", 16, ""),
+         "InstanceId": "i-05"},
+    ])
+    assert [m.ended_by for m in listed] == [rules.END_VM, rules.END_START, rules.END_CLOUD,
+                                            None, None]
+    assert [m.preempted for m in listed] == [False, False, False, True, False]
 
 
 def _recorded_instance(name: str, state: str, code: int, reason: str,

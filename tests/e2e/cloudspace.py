@@ -24,6 +24,7 @@ def space_config(tmp_path: Path, space: str, cloud: str, block: str, machinetype
         "defaults:                 # a machine killed early is no abort here: replace it\n"
         "  backoff_seconds: 0\n"
         "  fizzle_seconds: 0\n"
+        "  min_pass_interval_seconds: 0\n"
         "  max_wallclock_seconds: 3600\n"
         f"{grace}"
         "spaces:\n"

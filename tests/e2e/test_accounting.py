@@ -28,6 +28,7 @@ accounting:
   messages: both
   summaries_every_seconds: 0
 defaults:
+  min_pass_interval_seconds: 0
   backoff_seconds: 0
   fizzle_seconds: {FIZZLE}
   max_wallclock_seconds: 60

@@ -16,6 +16,7 @@ from vcyclectl.state.lock import SpaceLock
 CONFIG = """\
 state_dir: state
 defaults:
+  min_pass_interval_seconds: 0   # passes follow each other quickly here
   backoff_seconds: 0
   fizzle_seconds: 0
 spaces:
@@ -149,7 +150,7 @@ def test_bad_config_exits_2_with_location_and_no_traceback(vc: VC,
     for command in (["reconcile"], ["list"], ["config", "check"], ["status"]):
         run = vc("--config", bad, *command)
         assert run.code == 2
-        assert f"{bad}:8: spaces.alpha.local.processors_limit: must be at least 0" in run.err
+        assert f"{bad}:9: spaces.alpha.local.processors_limit: must be at least 0" in run.err
         assert "Traceback" not in run.err
     assert not (bad.parent / "state").exists()  # nothing was touched
 
@@ -276,6 +277,7 @@ def test_doctor_checks_each_space_against_its_cloud(vc: VC, cfg: Path,
 STALL_CONFIG = """\
 state_dir: state
 defaults:
+  min_pass_interval_seconds: 0   # passes follow each other quickly here
   backoff_seconds: 0
   fizzle_seconds: 0
   heartbeat_seconds: 10
@@ -318,6 +320,7 @@ def test_a_stall_after_the_listing_deletes_nothing(vc: VC, write_config: Callabl
 SKEW_CONFIG = """\
 state_dir: state
 defaults:
+  min_pass_interval_seconds: 0   # passes follow each other quickly here
   backoff_seconds: 0
   fizzle_seconds: 0
   max_wallclock_seconds: 3600

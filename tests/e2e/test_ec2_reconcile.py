@@ -148,3 +148,34 @@ spaces:
     result = run_process("--config", path, "config", "check")
     assert result.code == 2
     assert "bad.yaml" in result.err and "image_owners" in result.err
+
+
+def test_stopped_or_terminated_by_someone_else_is_replaced_without_backoff(
+        ec2: Any, config: Path) -> None:
+    """Issue 15: instances stopped and terminated through the EC2 API (moto, like EC2,
+    says Client.UserInitiatedShutdown) a moment after they started, far within
+    fizzle_seconds, with a long backoff: they are replaced at once, no backoff, and the
+    plan says why."""
+    import json
+
+    text = config.read_text()
+    config.write_text(text.replace("  backoff_seconds: 0\n", "  backoff_seconds: 3600\n")
+                      .replace("  fizzle_seconds: 0\n", "  fizzle_seconds: 3600\n"))
+    vcyclectl(config, "reconcile")
+    first = live(ec2)
+    stopped, terminated = sorted(first)[:2]
+    ec2.stop_instances(InstanceIds=[first[stopped]["InstanceId"]])
+    ec2.terminate_instances(InstanceIds=[first[terminated]["InstanceId"]])
+
+    [result] = json.loads(vcyclectl(config, "-o", "json", "reconcile").out)
+    ended = {a["name"]: a for a in result["plan"]["actions"]
+             if a["action"] in ("delete", "forget")}
+    assert set(ended) == {stopped, terminated}
+    assert all("someone else through the cloud's API" in a["reason"] and
+               "Client.UserInitiatedShutdown" in a["reason"] for a in ended.values())
+    assert result["plan"]["aborts"] == {}
+    vcyclectl(config, "reconcile")
+    after = live(ec2)
+    assert len(after) == 4 and not {stopped, terminated} & set(after)
+    status = json.loads(vcyclectl(config, "-o", "json", "status").out)
+    assert status[0]["backoff_until"] is None

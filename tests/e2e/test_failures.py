@@ -18,6 +18,7 @@ VC = Callable[..., Run]
 
 CONFIG = """\
 state_dir: state
+defaults: {min_pass_interval_seconds: 0}
 spaces:
   alpha.local:
     cloud: local

@@ -24,6 +24,7 @@ HEAVY = ("boto3", "botocore", "google", "openstack", "keystoneauth1", "grpc", "r
 
 CONFIG = """\
 state_dir: state
+defaults: {min_pass_interval_seconds: 0}
 spaces:
   local.one:
     cloud: local

@@ -23,7 +23,7 @@ CONFIG = """\
 state_dir: state
 metrics_textfile: textfiles/vcyclectl-{{host}}.prom
 {vacmon}
-defaults: {{backoff_seconds: 0, fizzle_seconds: 0}}
+defaults: {{backoff_seconds: 0, fizzle_seconds: 0, min_pass_interval_seconds: 0}}
 spaces:
   alpha.local:
     cloud: local

@@ -31,6 +31,7 @@ def config(limit: int, api_errors: float, creates: int = 100) -> str:
     return f"""\
 state_dir: state
 defaults:
+  min_pass_interval_seconds: 0   # hosts loop quickly: every pass a real one
   backoff_seconds: 1
   fizzle_seconds: 0.5
   max_wallclock_seconds: 20

@@ -24,6 +24,7 @@ def policy_config(ska_share: float, make_room: str = "drain") -> str:
     return f"""\
 state_dir: state
 defaults:
+  min_pass_interval_seconds: 0
   backoff_seconds: 0
   fizzle_seconds: 0
   drain_grace_seconds: 0
@@ -202,7 +203,8 @@ def churn_config(tmp_path: Path, journal_max_bytes: int = 64 * 1024 * 1024) -> s
 state_dir: state
 journal_max_bytes: {journal_max_bytes}
 journal_keep: 2
-defaults: {{backoff_seconds: 0, fizzle_seconds: 0, max_wallclock_seconds: 600}}
+defaults: {{backoff_seconds: 0, fizzle_seconds: 0, max_wallclock_seconds: 600,
+           min_pass_interval_seconds: 0}}
 spaces:
   cloud.local:
     cloud: local

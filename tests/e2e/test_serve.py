@@ -105,6 +105,7 @@ state_dir: ./state
 feedback_url: http://127.0.0.1:{port}
 {top}
 defaults:
+  min_pass_interval_seconds: 0
   backoff_seconds: 600
   max_wallclock_seconds: 3600
 spaces:

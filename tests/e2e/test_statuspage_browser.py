@@ -24,7 +24,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 CONFIG = """\
 state_dir: state
-defaults: {backoff_seconds: 0, fizzle_seconds: 0}
+defaults: {backoff_seconds: 0, fizzle_seconds: 0, min_pass_interval_seconds: 0}
 spaces:
   cumulus.example.org:
     cloud: local

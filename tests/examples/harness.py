@@ -58,6 +58,7 @@ def make_site(tmp: Path, *, feedback_url: str, overrides: dict[str, dict[str, An
     config = {
         "state_dir": str(tmp / "state"),
         "feedback_url": feedback_url,
+        "defaults": {"min_pass_interval_seconds": 0},  # passes follow each other quickly
         "spaces": {SPACE: {
             "cloud": "local",
             "processors_limit": 2 * len(definitions),

@@ -106,6 +106,7 @@ def site_config(tmp_path: Path, location: str, extra: str = "") -> Path:
                 user_data_options: {{cvmfs_proxy: "http://squid.example.org:3128"}}
         """)
     text += textwrap.indent(textwrap.dedent(extra), " " * 6)
+    text += "defaults: {min_pass_interval_seconds: 0}  # passes follow each other quickly\n"
     path = tmp_path / "vcyclectl.yaml"
     path.write_text(text)
     return path

@@ -255,11 +255,16 @@ def test_gone_machine_with_record_is_forgotten_with_its_end() -> None:
     assert forget.preempted and "pre-empted" in forget.reason
 
 
-def test_vanished_young_machine_without_message_is_an_abort() -> None:
+def test_vanished_young_machine_without_message_is_replaced_without_backoff() -> None:
+    """Issue 15: a machine gone from the listing was deleted by someone else through the
+    cloud's API (a VM cannot remove itself from Nova or the local cloud): not an abort,
+    whatever its age; it is replaced at once. (Before, it started a backoff.)"""
     m = machine("x", created=NOW - 20, started_at=NOW - 15)
     sp = space(1, machinetypes={"a": Machinetype(name="a", fizzle_seconds=60)})
     p = plan(sp, observe([], records={"x": record(m)}), NOW, names())
-    assert p.of(ActionKind.FORGET)[0].abort and not p.creates
+    forget = p.of(ActionKind.FORGET)[0]
+    assert not forget.abort and not p.aborts and len(p.creates) == 1
+    assert "someone else through the cloud's API" in forget.reason
 
 
 def test_other_spaces_machines_are_ignored() -> None:

@@ -32,7 +32,8 @@ def status(
                                                "Ctrl-C; with -o json one document per line."),
     no_headers: bool = no_headers_option(),
 ) -> None:
-    """Machines by state, processors in use against limits, shares, backoff, lock holder.
+    """Machines by state, processors in use against limits, shares, backoff, lock holder
+    (flagged OVERDUE, with what to do, when held longer than max_pass_seconds).
 
     \b
     Examples:
@@ -66,6 +67,11 @@ def status(
                                            sorted(row["states"].items())) or "0"
         write_rows(rows, columns, output, name_key="machinetype", headers=not no_headers,
                    stream=stream)
+        warned = set()
+        for row in rows:  # a lock held past max_pass_seconds: said on stderr, whatever -o
+            if row.get("lock_warning") and row["space"] not in warned:
+                warned.add(row["space"])
+                typer.echo(f"{row['space']}: {row['lock_warning']}", err=True)
 
     repeat(show, watch, output)
 

@@ -187,13 +187,10 @@ def status_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]
     for space in spaces:
         store = root.space(space.name)
         last = store.last_pass() or {}
-        holder = read_holder(holder_path(store.path))
-        locked = is_locked(store.path)
-        lock_text = (f"{holder.host}:{holder.pid}" if locked and holder else
-                     "held" if locked else "free")
+        lock = lock_state(space, store, now)
         for row in machinetype_status(space, store.records(), store.backoff(), store.drains(),
                                       now):
-            row.update({"lock": lock_text, "last_pass": iso(last.get("finished_at")),
+            row.update({**lock, "last_pass": iso(last.get("finished_at")),
                         "last_pass_outcome": last.get("outcome"),
                         # As the last pass's host measured it; beyond max_clock_skew_seconds
                         # that pass withheld time-based deletions.
@@ -201,6 +198,33 @@ def status_rows(config: Config, spaces: Iterable[Space]) -> list[dict[str, Any]]
                         "clock_skew_host": last.get("host")})
             rows.append(row)
     return rows
+
+
+def lock_state(space: Space, store: SpaceState, now: float) -> dict[str, Any]:
+    """Who holds the space's lock, and whether longer than `max_pass_seconds` allows: a
+    pass past its deadline ends itself (its watchdog), so a lock held longer belongs to a
+    process that is frozen (SIGSTOP, a paused VM) or whose host is gone while the shared
+    filesystem still honours its lock (docs/operations.md)."""
+    holder = read_holder(holder_path(store.path))
+    locked = is_locked(store.path)
+    held = now - holder.since if locked and holder else None
+    overdue = held is not None and held > space.max_pass_seconds
+    text = (f"{holder.host}:{holder.pid}" if locked and holder else
+            "held" if locked else "free")
+    out: dict[str, Any] = {
+        "lock": text + (f" OVERDUE {held:.0f}s" if overdue and held is not None else ""),
+        "lock_holder": ({"host": holder.host, "pid": holder.pid, "since": iso(holder.since)}
+                        if locked and holder else None),
+        "lock_overdue": overdue, "lock_warning": None}
+    if overdue and holder is not None and held is not None:
+        out["lock_warning"] = (
+            f"lock held by {holder.host} pid {holder.pid} since {iso(holder.since)} ({held:.0f}s, "
+            f"max_pass_seconds {space.max_pass_seconds:g}): that process is frozen or its "
+            f"host is unreachable. On {holder.host}, `ps -o stat= -p {holder.pid}`: 'T' "
+            f"(stopped) -> `kill -CONT {holder.pid}` (its watchdog then ends it) or `kill -9 "
+            f"{holder.pid}`; if the host is down, the shared filesystem releases the lock "
+            "when its lease or session expires (docs/operations.md)")
+    return out
 
 
 def doctor_rows(config: Config, spaces: Iterable[Space],
@@ -237,6 +261,12 @@ def doctor_rows(config: Config, spaces: Iterable[Space],
         if skew_warning:
             row["ok"] = False
             row["warnings"].append(skew_warning)
+        if root.exists():
+            lock = lock_state(space, root.space(space.name), clock())
+            row["lock"] = lock["lock"]
+            if lock["lock_warning"]:
+                row["ok"] = False
+                row["warnings"].append(lock["lock_warning"])
         try:
             cloud = build_cloud(config, space, state_id)
             row["machines"] = len(cloud.list_machines())

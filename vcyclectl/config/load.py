@@ -21,8 +21,8 @@ from vcyclectl.config import schema
 from vcyclectl.config.checks import MACHINETYPE_NAME, SPACE_NAME, check_name, mapping
 from vcyclectl.config.policy import POLICY_KEYS
 from vcyclectl.config.policyload import parse_policy
-from vcyclectl.config.types import (CLOUDS, CONFIG_ENV, DEFAULT_CONFIG, Config, Machinetype,
-                                    Space, SpaceSettings)
+from vcyclectl.config.types import (CLOUDS, CONFIG_ENV, DEFAULT_CONFIG, SPACE_DEFAULT_KEYS,
+                                    Config, Machinetype, Space, SpaceSettings)
 from vcyclectl.config.yamlsource import Located, deep_merge, load_file
 from vcyclectl.errors import ConfigError, ConfigErrors
 
@@ -41,7 +41,7 @@ class _TopLevel:
     journal_keep: int = field(default=4, metadata={"min": 1, "max": 1000})
 
 
-_MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options", "accounting"}
+_MT_SPECIAL = frozenset(CLOUDS) | {"name", "cloud_options", "accounting"} | SPACE_DEFAULT_KEYS
 _SPACE_SPECIAL = frozenset(CLOUDS) | {"defaults", "machinetypes", "accounting"}
 
 
@@ -174,14 +174,15 @@ def _space(name: str, node: Located, top_defaults: Located,
         raise ConfigError(f"a space must say which cloud it is on: cloud: "
                           f"{' | '.join(CLOUDS)}", file=node.origin.file,
                           line=node.origin.line, key=prefix + "cloud")
-    settings = schema.from_mapping(SpaceSettings, node, prefix=prefix, ignore=_SPACE_SPECIAL)
+    space_defaults = mapping(node, "defaults", prefix + "defaults")
+    settings = schema.from_mapping(SpaceSettings, _with_space_defaults(
+        node, deep_merge(top_defaults, space_defaults)), prefix=prefix, ignore=_SPACE_SPECIAL)
     for other in CLOUDS:
         if other != settings.cloud and other in node:
             where = node.where(other)
             raise ConfigError(f"this space's cloud is {settings.cloud!r}, so a {other!r} block "
                               "does not apply", file=where.file, line=where.line,
                               key=prefix + other)
-    space_defaults = mapping(node, "defaults", prefix + "defaults")
     _check_machinetype_keys(space_defaults, prefix + "defaults.")
     defaults = deep_merge(top_defaults, space_defaults)
     cloud_block = mapping(node, settings.cloud, prefix + settings.cloud)
@@ -216,6 +217,16 @@ def _space(name: str, node: Located, top_defaults: Located,
         origin=node.origin,
         pipes=pipes,
     )
+
+
+def _with_space_defaults(node: Located, defaults: Located) -> Located:
+    """The space's mapping with the space settings its `defaults:` blocks give
+    (`SPACE_DEFAULT_KEYS`) beneath its own; where each was written is kept for errors."""
+    given = Located(node.origin)
+    for key in SPACE_DEFAULT_KEYS & defaults.keys():
+        given[key] = defaults[key]
+        given.key_origins[key] = defaults.where(key)
+    return deep_merge(given, node) if given else node
 
 
 def _expand_vacuum_pipes(mts_node: Located, defaults: Located, prefix: str,
@@ -256,6 +267,11 @@ def _machinetype(name: str, node: Located, defaults: Located, cloud: str, cloud_
             where = node.where(other)
             raise ConfigError(f"the space's cloud is {cloud!r}, so a {other!r} block does not "
                               "apply", file=where.file, line=where.line, key=f"{key}.{other}")
+    for own in SPACE_DEFAULT_KEYS & node.keys():
+        where = node.where(own)
+        raise ConfigError("a setting of the whole space: write it on the space or in a "
+                          "defaults: block", file=where.file, line=where.line,
+                          key=f"{key}.{own}")
     effective = deep_merge(defaults, node)
     mt: Machinetype = schema.from_mapping(Machinetype, effective, prefix=key + ".",
                                           ignore=_MT_SPECIAL - {"name"})

@@ -106,6 +106,18 @@ class SpaceSettings:
     concurrency: int = field(default=16, metadata={"min": 1, "max": 256})
     create_timeout_seconds: float = field(default=900.0, metadata={"min": 0})
     intent_timeout_seconds: float = field(default=120.0, metadata={"min": 0})
+    #: A space whose last pass (by any host) finished less than this ago is skipped: with
+    #: every host on cron's one-minute tick, 45 s lets one host pass it each minute
+    #: whatever the start jitter, and the others skip it (docs/operations.md).
+    min_pass_interval_seconds: float = field(default=45.0, metadata={"min": 0})
+    #: Past this, a pass starts no new cloud calls; a process stuck inside one is ended by
+    #: its watchdog soon after, so the lock never outlives it (docs/operations.md).
+    max_pass_seconds: float = field(default=300.0, metadata={"min": 1})
+
+
+#: The space settings that may also be written in a `defaults:` block (top level or the
+#: space's), for every space at once; a machinetype may not set them.
+SPACE_DEFAULT_KEYS = frozenset({"min_pass_interval_seconds", "max_pass_seconds"})
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,14 @@ class MachineSpec:
         return self.flavor.processors
 
 
+#: `CloudMachine.ended_by`: who ended a machine that vcyclectl did not delete (the rule
+#: that decides what is an abort is `core.rules.end_is_abort`).
+END_VM = "vm"        # the VM shut itself down (EC2 Client.InstanceInitiatedShutdown)
+END_API = "api"      # someone stopped or deleted it through the cloud's API
+END_START = "start"  # it never started (EC2 Server.InsufficientInstanceCapacity, …)
+END_CLOUD = "cloud"  # the provider (scheduled retirement, host failure), not spot
+
+
 @dataclass(frozen=True)
 class CloudMachine:
     """One machine as the cloud reports it now.
@@ -71,6 +79,11 @@ class CloudMachine:
     spot: bool = False
     preempted: bool = False
     state_reason: str | None = None
+    #: Who ended a stopped or gone machine, when the cloud says (`core.rules.END_*`): the VM
+    #: itself, someone through the cloud's API, a failed start, or the provider. None: the
+    #: cloud does not say (a stop is then judged by its message and age, a disappearance is
+    #: someone else's deletion). Only the VM's own end or a failed start is an abort.
+    ended_by: str | None = None
     heartbeat_at: float | None = None
     shutdown_message: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

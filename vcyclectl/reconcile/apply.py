@@ -28,9 +28,10 @@ from vcyclectl.core.provisioning import SpacePolicy
 from vcyclectl.core.records import DrainMark, MachineRecord
 from vcyclectl.state.store import StateDir
 from vcyclectl.vm import userdata
+from vcyclectl.reconcile.deadline import Deadline
 from vcyclectl.reconcile.observe import (Observed, StaleObservation, max_observation_age, observe,
                                          read_demand)
-from vcyclectl.reconcile.result import SpaceResult
+from vcyclectl.reconcile.result import SpaceResult, finished_entry
 
 T = TypeVar("T")
 
@@ -40,7 +41,8 @@ class Pass:
 
     def __init__(self, config: Config, space: Space, state_id: str, *,
                  cloud: Cloud | None = None, progress: Progress | None = None,
-                 names: planner.NameSource | None = None, now: Callable[[], float] = time.time):
+                 names: planner.NameSource | None = None, now: Callable[[], float] = time.time,
+                 deadline: Deadline | None = None):
         self.config = config
         self.space = space
         self.state_id = state_id
@@ -49,9 +51,15 @@ class Pass:
         self.progress = progress or NoProgress()
         self.names = names or random_names(space.slug)
         self.now = now
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # not yet written to events.jsonl
+        self._written_events: list[dict[str, Any]] = []
         self._events_lock = threading.Lock()
         self._machine_drains: set[str] | None = None
+        #: Past it, no new cloud call starts (`max_pass_seconds`; reconcile/deadline.py).
+        self.deadline = deadline or Deadline(space.max_pass_seconds)
+        if self.deadline.started_at is None:
+            self.deadline.start()
+        self.deadline.last_words.append(self._write_events)
 
     @property
     def cloud(self) -> Cloud:
@@ -90,6 +98,13 @@ class Pass:
                 "this pass stalled between listing and acting; nothing more done, the next "
                 "pass observes afresh")
 
+    def _write_events(self) -> None:
+        """Append the events not yet written (the watchdog may call this from its thread)."""
+        with self._events_lock:
+            events, self.events = self.events, []
+            self._written_events.extend(events)
+        self.store.add_events(events)
+
     def policy(self) -> SpacePolicy | None:
         """The provisioning policy for this pass, computed afresh from the shared state
         directory (communities, campaigns, this space's budget ledger); docs/policy.md."""
@@ -112,9 +127,14 @@ class Pass:
                 creates = self._replan_creates(plan, observed, records, confirmed)
             self.check_fresh(observed)
             self._apply_creates(creates, records, result)
+            if result.not_started:
+                result.outcome, result.deadline_passed = "failed", True
+                result.reason = (f"max_pass_seconds ({self.deadline.seconds:g}s) passed: "
+                                 f"{result.not_started} cloud calls not started; the next "
+                                 "pass carries on")
         finally:  # what was done is in the event log even when a stall stops the rest
-            self.store.add_events(self.events)
-        result.events = list(self.events)
+            self._write_events()
+        result.events = list(self._written_events)
         if self.config.budgets:  # the ledger, under the lock: finished lines folded in
             from vcyclectl.policy.budget import update_ledger
 
@@ -231,6 +251,11 @@ class Pass:
         def delete_one(action: Action) -> None:
             assert action.machine is not None
             machine = action.machine
+            if self.deadline.expired():  # marked: the next pass deletes it
+                with self._events_lock:
+                    result.not_started += 1
+                self.progress.advance()
+                return
             try:
                 with_retries(lambda: self.cloud.delete(machine), "delete")
                 with self._events_lock:
@@ -300,9 +325,10 @@ class Pass:
         def create_one(item: tuple[Action, MachineSpec]) -> None:
             action, spec = item
             try:
-                if stop.is_set():
+                if stop.is_set() or self.deadline.expired():
                     with lock:
-                        refused.append(spec.name)
+                        refused.append(spec.name)  # no call made: the intent goes
+                        result.not_started += not stop.is_set()
                     return
                 try:
                     machine = with_retries(lambda: self.cloud.create(spec), "create")
@@ -365,26 +391,3 @@ class Pass:
             for future in [pool.submit(work, item) for item in items]:
                 future.result()
 
-
-def finished_entry(rec: MachineRecord, now: float, action: Action) -> dict[str, Any]:
-    """An accounting line for a machine that ended: times, processors, hs06, message."""
-    machine = action.machine
-    stopped = (machine.stopped_at if machine and machine.stopped_at else None) or now
-    started = rec.started_at or (machine.started_at if machine else None)
-    seconds = max(0.0, stopped - started) if started else 0.0
-    return {
-        "name": rec.name, "space": rec.space, "machinetype": rec.machinetype,
-        "processors": rec.processors, "hs06": rec.hs06, "flavor": rec.flavor,
-        "created_at": rec.created_at, "started_at": started, "stopped_at": stopped,
-        "finished_at": now, "cpu_seconds": round(seconds * rec.processors, 3),
-        "hs06_seconds": round(seconds * rec.hs06, 3),
-        "message": action.message, "reason": action.reason, "abort": action.abort,
-        "preempted": action.preempted, "spot": rec.spot, "price_per_hour": rec.price_per_hour,
-        "cloud_id": rec.cloud_id,
-    }
-
-
-#: A listing that shows none of the machines the cloud had confirmed (even one) is treated
-#: as a broken view (wrong endpoint, tags, region, state id, or a cloud-side bug), not as a
-#: fleet that vanished, unless the operator says otherwise: a small fleet is leaked as
-#: surely as a large one, and a fleet that really vanished costs one command to confirm.

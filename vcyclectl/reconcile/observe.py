@@ -125,6 +125,10 @@ def read_demand(config: Config, space: Space,
     return gather(config, space, clock) if has_sources(config, space) else {}
 
 
+#: A listing that shows none of the machines the cloud had confirmed (even one) is treated
+#: as a broken view (wrong endpoint, tags, region, state id, or a cloud-side bug), not as a
+#: fleet that vanished, unless the operator says otherwise: a small fleet is leaked as
+#: surely as a large one, and a fleet that really vanished costs one command to confirm.
 EMPTY_LISTING_GUARD = 1
 
 

@@ -39,7 +39,7 @@ from vcyclectl.clouds.ec2.errors import NOT_FOUND_CODES, ErrorTranslator, NoCapa
 from vcyclectl.clouds.ec2.options import Ec2Options, is_ami_id
 from vcyclectl.clouds.ec2.session import botocore_session
 from vcyclectl.clouds.ec2.states import (
-    is_preempted, machine_state, state_reason_of, stopped_at,
+    ended_by, is_preempted, machine_state, state_reason_of, stopped_at,
 )
 from vcyclectl.errors import CloudError, Fatal, IncompleteListing, Transient
 from vcyclectl.core.model import CloudMachine, Flavor, MachineSpec, MachineState
@@ -236,6 +236,7 @@ class Ec2Cloud:
             spot=instance.get("InstanceLifecycle") == "spot",
             preempted=is_preempted(reason),
             state_reason=reason,
+            ended_by=ended_by(instance, state),
             raw=_jsonable({k: instance[k] for k in RAW_KEYS if k in instance}),
         )
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from vcyclectl.core.model import MachineState
+from vcyclectl.core.model import END_API, END_CLOUD, END_START, END_VM, MachineState
 
 #: EC2 instance state name -> our state. Every value of the API's `InstanceStateName` enum
 #: is here (a test checks this against botocore's service model). A terminated instance
@@ -33,6 +33,22 @@ STATE_MAP: dict[str, MachineState] = {
 #: `StateReason.Code`s that mean the spot market took the machine back: recorded as
 #: pre-empted (no backoff), because the VM did nothing wrong.
 PREEMPTION_REASONS = frozenset({"Server.SpotInstanceTermination", "Server.SpotInstanceShutdown"})
+
+#: `StateReason.Code` -> who ended the instance (`core.rules.END_*`): only the VM's own
+#: shutdown or a failed start makes an abort; a stop or termination through the API
+#: (`Client.UserInitiatedShutdown`: an operator, the console, another tool) does not.
+#: Codes from the EC2 API reference, `StateReason`. Not listed (or no code): None.
+END_CAUSES: dict[str, str] = {
+    "Client.InstanceInitiatedShutdown": END_VM,
+    "Client.UserInitiatedShutdown": END_API,
+    "Client.UserInitiatedHibernate": END_API,
+    "Server.ScheduledStop": END_CLOUD,
+    "Server.InternalError": END_START,
+    "Server.InsufficientInstanceCapacity": END_START,
+    "Client.InternalError": END_START,
+    "Client.InvalidSnapshot.NotFound": END_START,
+    "Client.VolumeLimitExceeded": END_START,
+}
 
 #: EC2 writes the time of a stop or termination only into this free-text field.
 _STOPPED_AT = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
@@ -55,6 +71,14 @@ def state_reason_of(instance: Mapping[str, Any]) -> str | None:
         return str(code)
     transition = instance.get("StateTransitionReason")
     return str(transition) if transition else None
+
+
+def ended_by(instance: Mapping[str, Any], state: MachineState) -> str | None:
+    """Who ended a stopped or gone instance, from its `StateReason.Code` (`END_CAUSES`)."""
+    if state not in (MachineState.STOPPED, MachineState.GONE):
+        return None
+    code = (instance.get("StateReason") or {}).get("Code")
+    return END_CAUSES.get(str(code)) if code else None
 
 
 def is_preempted(reason: str | None) -> bool:

@@ -121,6 +121,7 @@ class LocalCloud:
 
     # -- the contract -----------------------------------------------------------------------
     def list_machines(self) -> list[CloudMachine]:
+        self._slow("list")
         if self._api_error():
             raise IncompleteListing("local cloud: simulated API error while listing")
         with self._mutex:
@@ -165,7 +166,8 @@ class LocalCloud:
             append_lines(self.journal, [{"put": entry.to_record()}])
             self._offset_after_own_write()
             self._entries[entry.id] = entry
-            return self._reports_hidden(self._to_machine(entry, entry.created_at))
+        self._slow("create")
+        return self._reports_hidden(self._to_machine(entry, entry.created_at))
 
     def delete(self, machine: CloudMachine) -> None:
         if self._api_error():
@@ -178,8 +180,10 @@ class LocalCloud:
             self._offset_after_own_write()
             self._entries.pop(machine.id, None)
             self._compact_if_large()
+        self._slow("delete")
 
     def flavors(self) -> list[Flavor]:
+        self._slow("flavors")
         if self.options.flavors:
             return [Flavor(f.name, f.processors, f.memory_mb, f.price_per_hour, f.spot,
                            self.options.currency) for f in self.options.flavors]
@@ -213,6 +217,12 @@ class LocalCloud:
             spot=spot, preempted=life.preempted and state is MachineState.STOPPED,
             state_reason=PREEMPTED_REASON if life.preempted and state is MachineState.STOPPED
             else None, heartbeat_at=heartbeat, shutdown_message=message, raw=entry.to_record())
+
+    def _slow(self, call: str) -> None:
+        """Take as long as `call_seconds` says this call takes (a slow or stuck cloud)."""
+        seconds = self.options.call_seconds.get(call, 0.0)
+        if seconds > 0:
+            time.sleep(seconds)
 
     def _api_error(self) -> bool:
         """Whether this call fails (`api_error_probability`), after its simulated latency."""

@@ -46,6 +46,10 @@ class LocalOptions:
     slow_call_seconds: float = field(default=0.0, metadata={"min": 0})
     heartbeat: bool = True
     seed: int = 0
+    #: Seconds each API call takes, by call (`list`, `create`, `delete`, `flavors`): a slow
+    #: or stuck cloud for tests and benchmarks. A create or delete is done at once and
+    #: only its answer is late, as when a real cloud's reply is lost in a hung connection.
+    call_seconds: dict[str, float] = field(default_factory=dict, metadata={"min": 0})
     #: When set, simulated VMs report like real ones: they PUT their `heartbeat` and
     #: `shutdown_message` to `vcyclectl serve` at this base URL (with their machine token)
     #: instead of the driver handing them to the reconciler (see clouds/local.py).
@@ -56,4 +60,12 @@ class LocalOptions:
         names = [f.name for f in self.flavors]
         if len(names) != len(set(names)):
             return [("flavors", "flavor names must be unique")]
+        unknown = sorted(set(self.call_seconds) - CALLS)
+        if unknown:
+            return [("call_seconds", f"unknown call {unknown[0]!r} (one of "
+                                     f"{', '.join(sorted(CALLS))})")]
         return []
+
+
+#: The calls `call_seconds` may slow down.
+CALLS = frozenset({"list", "create", "delete", "flavors"})

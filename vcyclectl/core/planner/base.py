@@ -11,6 +11,7 @@ from vcyclectl.config import Machinetype, Space
 from vcyclectl.core.model import Action, CloudMachine, Flavor, MachineState
 from vcyclectl.core.provisioning import DemandReading, SpacePolicy
 from vcyclectl.core.records import Drains, MachineRecord, Report
+from vcyclectl.core.rules import message_code as message_code  # one home: core.rules
 
 NameSource = Callable[[str], str]
 
@@ -50,14 +51,6 @@ class Observation:
     #: Demand readings (docs/demand.md), per machinetype of a community with a `demand:`
     #: source; a machinetype absent here probes for work as it always did.
     demand: Mapping[str, DemandReading] = field(default_factory=dict)
-
-
-def message_code(message: str | None) -> int | None:
-    """The numeric code of a Vac-style shutdown message ("300 No more work…" -> 300)."""
-    if not message:
-        return None
-    head = message.strip().split(" ", 1)[0]
-    return int(head) if head.isdigit() and len(head) == 3 else None
 
 
 def is_abort(message: str | None, lived: float | None, fizzle_seconds: float) -> bool:

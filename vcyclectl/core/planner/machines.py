@@ -5,10 +5,11 @@ the per-pass bound on deletions."""
 from __future__ import annotations
 
 from vcyclectl.config import Machinetype
+from vcyclectl.core import rules
 from vcyclectl.core.model import Action, ActionKind, MachineState
 from vcyclectl.core.planner.base import (_BROKEN, _DRAINED, _ENDED, _OVER_LIMIT, MSG_FAILED,
                                          MSG_HEARTBEAT, MSG_OVER_LIMIT, MSG_REQUESTED,
-                                         MSG_WALLCLOCK, _Seen, is_abort)
+                                         MSG_WALLCLOCK, _Seen)
 from vcyclectl.core.planner.observe import _Observing
 
 
@@ -46,7 +47,12 @@ class _Deciding(_Observing):
             reason = "stopped" + (f" ({message})" if message else " without a shutdown message")
             end = m.stopped_at or self.now
             lived = end - s.started_at if s.started_at else None
-            abort = mt is not None and is_abort(message, lived, mt.fizzle_seconds)
+            abort, why = rules.end_is_abort(
+                message=message, lived=lived, fizzle_seconds=mt.fizzle_seconds if mt else 0.0,
+                failed=False, ended_by=m.ended_by, gone=False)
+            abort = abort and mt is not None
+            if why:
+                reason += (f" [{m.state_reason}]" if m.state_reason else "") + f": {why}"
         if abort:
             end = m.stopped_at or self.now
             self.aborts[s.machinetype] = max(self.aborts.get(s.machinetype, 0.0), end)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from vcyclectl.core import rules
 from vcyclectl.core.model import Action, ActionKind, CloudMachine, MachineState
-from vcyclectl.core.planner.base import _PlannerBase, _Seen, is_abort
+from vcyclectl.core.planner.base import _PlannerBase, _Seen
 from vcyclectl.core.records import MachineRecord
 
 
@@ -99,7 +99,12 @@ class _Observing(_PlannerBase):
             elif not preempted and mt is not None:
                 end = (m.stopped_at if m and m.stopped_at else None) or self.now
                 lived = end - record.started_at if record.started_at else None
-                abort = is_abort(message, lived, mt.fizzle_seconds)
+                abort, how = rules.end_is_abort(
+                    message=message, lived=lived, fizzle_seconds=mt.fizzle_seconds,
+                    failed=False,
+                    ended_by=m.ended_by if m else None, gone=True)
+                if how:
+                    why += (f" [{m.state_reason}]" if m and m.state_reason else "") + f": {how}"
                 if abort:
                     self.aborts[record.machinetype] = max(self.aborts.get(record.machinetype, 0),
                                                           end)

@@ -109,7 +109,11 @@ def test_every_key_the_loader_parses_by_hand_is_in_the_reference() -> None:
     defs = json_schema()["$defs"]
     assert POLICY_KEYS | {"defaults", "spaces", "accounting"} <= set(json_schema()["properties"])
     assert load._SPACE_SPECIAL <= set(defs["space"]["properties"])
-    assert load._MT_SPECIAL - {"name", "cloud_options"} <= set(defs["machinetype"]["properties"])
+    from vcyclectl.config.types import SPACE_DEFAULT_KEYS
+
+    assert load._MT_SPECIAL - {"name", "cloud_options"} - SPACE_DEFAULT_KEYS <= \
+        set(defs["machinetype"]["properties"])
+    assert SPACE_DEFAULT_KEYS <= set(defs["defaults"]["properties"])  # not a machinetype's
 
 
 def test_config_schema_command_prints_the_schema() -> None:

@@ -75,7 +75,7 @@ def tree() -> Block:
     clouds = {name: Child(block, meaning=f"the `{name}` cloud's settings (only on a "
                                          f"`cloud: {name}` space)")
               for name, block in _cloud_blocks().items()}
-    defaults = Block("defaults", (Machinetype,), about=(
+    defaults = Block("defaults", (Machinetype, _space_defaults()), about=(
         "Machinetype settings every machinetype inherits: top-level `defaults:`, then the "
         "space's `defaults:`, then the machinetype itself, each merged over the one before."),
         extra={"accounting": accounting})
@@ -107,6 +107,20 @@ def tree() -> Block:
                "spaces": Child(space, "named", "the spaces, by name", "SPACE"),
                "machinetypes": Child(library, "named", "shared machinetype definitions "
                                      "that spaces name with `from:`", "MACHINETYPE")})
+
+
+def _space_defaults() -> type:
+    """The space settings a `defaults:` block may also hold (`SPACE_DEFAULT_KEYS`), as a
+    dataclass of their own made from `SpaceSettings`' fields, so they stay defined once."""
+    from vcyclectl.config.types import SPACE_DEFAULT_KEYS, SpaceSettings
+
+    comments = _comments(SpaceSettings)
+    fields = [(f.name, f.type, field(default=f.default, metadata={
+        **f.metadata, "doc": f.metadata.get("doc") or comments.get(f.name, "")}))
+        for f in dataclasses.fields(SpaceSettings) if f.name in SPACE_DEFAULT_KEYS]
+    made: type = dataclasses.make_dataclass("SpaceDefaults", fields, frozen=True)
+    made.__module__ = __name__
+    return made
 
 
 # -- one key ---------------------------------------------------------------------------------

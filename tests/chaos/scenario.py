@@ -89,7 +89,9 @@ def draw(seed: int) -> Scenario:
 def config_text(scenario: Scenario, state_dir: str, *, clean: bool = False) -> str:
     """The YAML every host runs; `clean` drops the cloud's faults (the settling passes)."""
     lines = [f"state_dir: {state_dir}", f"max_clock_skew_seconds: {scenario.max_clock_skew}",
-             "defaults:", "  backoff_seconds: 0.5", "  fizzle_seconds: 30", "spaces:"]
+             "defaults:", "  backoff_seconds: 0.5", "  fizzle_seconds: 30",
+             # hosts loop in a few seconds, not cron's minute: every pass is one to check
+             "  min_pass_interval_seconds: 0", "spaces:"]
     for s in scenario.spaces:
         api, pages, slow = (0, 0, 0) if clean else (s.api_errors, s.page_errors, s.slow_call)
         lines += [

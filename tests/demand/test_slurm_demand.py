@@ -79,6 +79,7 @@ def config(tmp_path: Path, cluster: Cluster, *, demand: bool = True,
     path.write_text(f"""\
 state_dir: state
 defaults:
+  min_pass_interval_seconds: 0
   backoff_seconds: 600
   fizzle_seconds: 600
 spaces:

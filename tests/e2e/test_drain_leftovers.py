@@ -24,6 +24,7 @@ SPACE = "alpha.local"
 CONFIG = f"""\
 state_dir: state
 defaults:
+  min_pass_interval_seconds: 0
   drain_grace_seconds: 100
   max_wallclock_seconds: 7200
 spaces:

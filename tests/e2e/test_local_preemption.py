@@ -14,6 +14,7 @@ from tests.conftest import Run
 CONFIG = """\
 state_dir: state
 defaults:
+  min_pass_interval_seconds: 0
   backoff_seconds: 3600      # an abort would stop all creation for an hour
   fizzle_seconds: 3600       # and every early stop without a message would be one
 spaces:

@@ -19,6 +19,7 @@ from tests.conftest import Run, vcyclectl_command
 CONFIG = """\
 state_dir: state
 defaults:
+  min_pass_interval_seconds: 0
   backoff_seconds: 0
   fizzle_seconds: 0
   drain_grace_seconds: 0

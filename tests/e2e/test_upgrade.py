@@ -127,7 +127,9 @@ def check_fleet(state: Path, what: str) -> None:
 
 def one_pass(runner: Callable[..., Run], cfg: Path, who: str, passes: dict[str, list[str]],
              step: int) -> None:
-    run = runner("--config", cfg, "reconcile")
+    # The previous release has no min_pass_interval_seconds (its config must stay readable to
+    # it), so this tree would skip a space passed seconds ago: --force, as an operator would.
+    run = runner("--config", cfg, "reconcile", *(["--force"] if who == "current" else []))
     assert run.code == 0, f"pass {step} by {who}: {run.err}"
     state = cfg.parent / "state"
     for space in SPACES:
@@ -169,7 +171,7 @@ def test_previous_release_and_working_tree_take_turns(
             json.loads(run.out)
     time.sleep(1.2)  # unconfirmed intents expire; then two clean passes settle everything
     for _ in range(2):
-        assert current("--config", cfg, "reconcile").code == 0
+        assert current("--config", cfg, "reconcile", "--force").code == 0
     check_fleet(state, "after settling")
     for space in SPACES:
         on_cloud = {m.name for m in cloud_view(state, space).list_machines()}

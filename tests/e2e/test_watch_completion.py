@@ -154,7 +154,12 @@ def test_zsh_and_fish_complete_too(cfg: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_show_and_install_completion(shell: str, tmp_path: Path) -> None:
-    env = {**os.environ, "HOME": str(tmp_path), "SHELL": f"/bin/{shell}"}
+    # typer detects the user's shell from the process tree (shellingham), which a test run
+    # from cron, CI or a detached job may not have: its own test switch makes --show- and
+    # --install-completion take the shell as their value instead (found: the suite failed
+    # when started from a background job whose shell had exited).
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": f"/bin/{shell}",
+           "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     shown = subprocess.run([*vcyclectl_command(), "--show-completion", shell],
                            capture_output=True, text=True, env=env, timeout=60)
     assert shown.returncode == 0 and "_VCYCLECTL_COMPLETE" in shown.stdout

@@ -293,9 +293,12 @@ def _storm_and_settle(scenario: Scenario, work: Path, state: Path, result: RunRe
                for i in range(scenario.hosts)]
     for t in threads:
         t.start()
-    hosts.chaos(state, time.monotonic() + scenario.storm_seconds)
-    hosts.storm_over.set()
-    hosts.end(threads)
+    try:
+        hosts.chaos(state, time.monotonic() + scenario.storm_seconds)
+    finally:  # also on Ctrl-C: no process is left frozen or running
+        hosts.storm_over.set()
+        hosts.thaw(float("inf"))
+        hosts.end(threads)
     if ballast is not None:
         ballast.unlink()
         monitor.arm_deadline()

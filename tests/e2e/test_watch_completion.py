@@ -43,12 +43,21 @@ def cfg(write_config: Callable[..., Path], vc: VC) -> Path:
     return path
 
 
+def interruptible() -> None:
+    """In the child before exec: SIGINT as a terminal's Ctrl-C finds it. A suite started from
+    a background job inherits SIGINT ignored (POSIX: asynchronous commands of a shell without
+    job control), and Python keeps an ignored SIGINT ignored, so the test would wait forever
+    (found: these tests timed out only when the suite ran detached)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("command", [["status", "--watch", "0.2"], ["list", "--watch"],
                                      ["list", "-w", "0.2", "-s", "alpha.local"]])
 def test_watch_prints_one_json_document_per_refresh_and_ends_cleanly_on_sigint(
         cfg: Path, command: list[str]) -> None:
     proc = subprocess.Popen([*vcyclectl_command(), "--config", str(cfg), *command, "-o", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     assert proc.stdout is not None
     documents = [json.loads(proc.stdout.readline()) for _ in range(2 if "0.2" in command
                                                                    else 1)]
@@ -72,7 +81,7 @@ def test_watch_redraws_in_place_on_a_terminal(cfg: Path) -> None:
     master, slave = pty.openpty()
     proc = subprocess.Popen([*vcyclectl_command(), "--config", str(cfg), "status", "-w", "0.2"],
                             stdout=slave, stderr=subprocess.PIPE,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"}, preexec_fn=interruptible)
     os.close(slave)
     screen = b""
     while screen.count(b"\x1b[H\x1b[2J") < 2:

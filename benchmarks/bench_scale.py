@@ -4,7 +4,8 @@ running `vcyclectl reconcile` on a compressed one-minute cycle (cron's tick, eve
 
 Prints, from the same run:
 - per cycle: spaces reconciled (at least one pass that finished `done`), passes done and
-  skipped (locked by another host), and whether every space was reconciled;
+  skipped (locked by another host, or passed under min_pass_interval_seconds ago), and
+  whether every space was reconciled;
 - pass time per space (median and 95th percentile, as `reconcile` reports it) and CPU
   per space pass (the hosts' CPU, start-up included, divided by the passes they did);
 - state directory bytes per machine (`spaces/`, not the simulated cloud);
@@ -138,7 +139,8 @@ def run_hosts(cfg: Path, spaces: int, hosts: int, cycle: float, cycles: int) -> 
         ok = len(c.done) == spaces and took <= cycle
         every &= ok
         print(f"cycle {n}: {len(c.done)}/{spaces} spaces reconciled, {len(passes)} passes "
-              f"done, {c.skipped} skipped (locked elsewhere), hosts finished in {took:.1f}s "
+              f"done, {c.skipped} skipped (locked elsewhere, or passed under "
+              f"min_pass_interval_seconds ago), hosts finished in {took:.1f}s "
               f"of the {cycle:g}s cycle, host CPU {c.cpu:.1f}s: "
               f"{'every space' if ok else 'NOT every space'} within the cycle", flush=True)
         time.sleep(max(0.0, cycle - took))

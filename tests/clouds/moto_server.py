@@ -36,6 +36,15 @@ REMOVED_AWS_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
                    "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2")
 
 
+def dummy_aws_credentials(monkeypatch: Any) -> None:
+    """Put `DUMMY_AWS_ENV` in this process's environment and take `REMOVED_AWS_ENV` out (a
+    pytest `monkeypatch`, so the test's end restores both): what every moto test needs."""
+    for name in REMOVED_AWS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in DUMMY_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

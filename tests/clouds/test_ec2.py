@@ -28,7 +28,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import ANY, Stubber
 
 from moto_server import (
-    DUMMY_AWS_ENV, REMOVED_AWS_ENV, free_port, moto_server, post, register_image, reset,
+    DUMMY_AWS_ENV, dummy_aws_credentials, free_port, moto_server, post, register_image, reset,
 )
 from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext
 from vcyclectl.clouds.ec2.driver import Ec2Cloud
@@ -54,10 +54,7 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in REMOVED_AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in DUMMY_AWS_ENV.items():
-        monkeypatch.setenv(name, value)
+    dummy_aws_credentials(monkeypatch)
 
 
 @pytest.fixture

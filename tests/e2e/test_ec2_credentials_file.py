@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clouds"))
 
 from moto_server import (  # noqa: E402
-    DUMMY_AWS_ENV, REMOVED_AWS_ENV, moto_server, register_image, reset,
+    DUMMY_AWS_ENV, REMOVED_AWS_ENV, dummy_aws_credentials, moto_server, register_image, reset,
 )
 from tests.conftest import run_process  # noqa: E402
 from tests.e2e.cloudspace import space_config  # noqa: E402
@@ -36,10 +36,7 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def ec2(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name in REMOVED_AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in DUMMY_AWS_ENV.items():  # only to arrange moto from this process
-        monkeypatch.setenv(name, value)
+    dummy_aws_credentials(monkeypatch)
     reset(endpoint)
     return boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
 

@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clouds"))
 
 from moto_server import (  # noqa: E402
-    DUMMY_AWS_ENV, REMOVED_AWS_ENV, moto_server, register_image, reset,
+    REMOVED_AWS_ENV, dummy_aws_credentials, moto_server, register_image, reset,
 )
 from tests.conftest import run_process  # noqa: E402
 from tests.e2e.cloudspace import space_config, vcyclectl  # noqa: E402
@@ -37,10 +37,7 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for name in REMOVED_AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in DUMMY_AWS_ENV.items():
-        monkeypatch.setenv(name, value)
+    dummy_aws_credentials(monkeypatch)
     return {k: v for k, v in os.environ.items() if k not in REMOVED_AWS_ENV}
 
 

@@ -3,12 +3,11 @@ published for a month; re-queueing a month's summary; agreement with the budget 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from vcyclectl.config import Config
 from vcyclectl.policy import apel
-from vcyclectl.policy.apel import month_bounds, month_of
+from vcyclectl.policy.apel import month_bounds
 from vcyclectl.state.store import StateDir
 
 from vcyclectl.policy.accountbook import Book
@@ -99,7 +98,3 @@ def budget_agreement(config: Config, month: str) -> list[dict[str, Any]]:
                     "accounting_processor_hours": round(
                         billed_processor_hours(config, space.name, month), 4)})
     return out
-
-
-def current_month(now: float | None = None) -> str:
-    return month_of(time.time() if now is None else now)

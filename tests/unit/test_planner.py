@@ -33,7 +33,7 @@ def record(m: CloudMachine, **kw: object) -> MachineRecord:
     base = MachineRecord(name=m.name, space="s", machinetype=m.machinetype, state=m.state,
                          processors=m.processors, created_at=m.created_at or NOW,
                          cloud_id=m.id, started_at=m.started_at)
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return base.with_changes(**kw)
 
 
 def observe(machines: list[CloudMachine], records: dict[str, MachineRecord] | None = None,

@@ -1,22 +1,30 @@
 """What the state directory remembers about each machine, and about machines that ended.
 
-Frozen dataclasses with `to_record()`/`from_record()`: the planner reasons about exactly
-what is on disk. Unknown fields from a newer vcyclectl are kept in `extra` and written back,
-so hosts can be upgraded one at a time.
+Frozen records (the machine record a frozen msgspec struct, the rest dataclasses) with
+`to_record()`/`from_record()`: the planner reasons about exactly what is on disk. Unknown
+fields from a newer vcyclectl are kept in `extra` and written back, so hosts can be
+upgraded one at a time.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+import msgspec
 
 from vcyclectl.core.machinestate import MachineState
 
 
-@dataclass(frozen=True)
-class MachineRecord:
-    """One machine vcyclectl created or adopted; written before the create call (intent)."""
+class MachineRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One machine vcyclectl created or adopted; written before the create call (intent).
+
+    A msgspec struct rather than a dataclass: a pass reads every record of its space from
+    the journal, and msgspec decodes JSON straight into these (`decode_journal`), several
+    times faster than `json` plus building objects (issue 17). `forbid_unknown_fields`
+    makes a record with a field this version does not know fail that fast decode, so it
+    takes `from_record`, which keeps the field in `extra`.
+    """
 
     name: str
     space: str
@@ -36,47 +44,60 @@ class MachineRecord:
     message: str | None = None
     finished: bool = False
     price_per_hour: float | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
-        for f in dataclasses.fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
+        for name in _RECORD_FIELDS:
+            value = getattr(self, name)
             if value is None or value is False:
                 continue
-            out[f.name] = value.value if isinstance(value, MachineState) else value
+            out[name] = value.value if isinstance(value, MachineState) else value
         return out
 
     @classmethod
     def from_record(cls, data: Mapping[str, Any]) -> "MachineRecord":
-        """Read back `to_record()`; hot (10,000s per pass), so it skips `__init__` and lets
-        C-level dict and set operations do the work."""
+        """Read back `to_record()` from a parsed mapping: fields this version does not know
+        are kept in `extra` (and written back), an unknown state reads as UNKNOWN."""
         unknown = data.keys() - _RECORD_DEFAULTS.keys()
-        if not _RECORD_REQUIRED <= data.keys():
-            known = {k: v for k, v in data.items() if k not in unknown}
-            return cls(extra={k: data[k] for k in unknown}, **known)
-        values = {**_RECORD_DEFAULTS, **data}
-        for key in unknown:
-            del values[key]
-        values["state"] = _STATES.get(values["state"], MachineState.UNKNOWN)
-        values["extra"] = {k: data[k] for k in unknown} if unknown else {}
-        obj = object.__new__(cls)
-        obj.__dict__.update(values)
-        return obj
+        known = {k: v for k, v in data.items() if k not in unknown}
+        if "state" in known:
+            known["state"] = _state(known["state"])
+        return cls(extra={k: data[k] for k in unknown}, **known)
 
     def with_changes(self, **changes: Any) -> "MachineRecord":
         if "state" in changes and not isinstance(changes["state"], MachineState):
             changes["state"] = _state(changes["state"])
-        return dataclasses.replace(self, **changes)
+        return msgspec.structs.replace(self, **changes)
 
 
-_RECORD_REQUIRED = frozenset(("name", "space", "machinetype", "state", "processors",
-                              "created_at"))
+#: The record's fields as written to the journal (all but `extra`, which is spread out).
+_RECORD_FIELDS = tuple(f for f in MachineRecord.__struct_fields__ if f != "extra")
 _RECORD_DEFAULTS: dict[str, Any] = {
-    f.name: (f.default if f.default is not dataclasses.MISSING else None)
-    for f in dataclasses.fields(MachineRecord) if f.name != "extra"}
+    f.name: (None if f.required else f.default)
+    for f in msgspec.structs.fields(MachineRecord) if f.name != "extra"}
+#: A journal line: {"put": record} or {"del": name}.
+JournalLine = dict[str, MachineRecord | str]
+_JOURNAL = msgspec.json.Decoder(list[JournalLine])
+_LINE = msgspec.json.Decoder(JournalLine)
+
+
+def decode_journal(array: bytes) -> list[JournalLine] | None:
+    """A records journal given as one JSON array of its lines, decoded straight into
+    records; None when any line is not a plain current-version line (a torn line, a field
+    from a newer version, a value of the wrong type), for the caller's careful path."""
+    try:
+        return _JOURNAL.decode(array)
+    except msgspec.DecodeError:  # ValidationError included
+        return None
+
+
+def decode_journal_line(line: bytes) -> JournalLine | None:
+    """One journal line, as `decode_journal` does a whole journal."""
+    try:
+        return _LINE.decode(line)
+    except msgspec.DecodeError:
+        return None
 
 
 _STATES = {s.value: s for s in MachineState}

@@ -5,17 +5,20 @@ joboutputs are single files written atomically by anyone. Nothing here decides a
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from vcyclectl.errors import StateError, UsageError
 from vcyclectl.state.cursor import generations, rotate
-from vcyclectl.state.files import (append_lines, ensure_dir, iter_lines, read_json, read_lines,
+from vcyclectl.state.files import (append_lines, ensure_dir, iter_lines, read_json,
                                write_atomic, write_json)
-from vcyclectl.core.records import DrainMark, Drains, MachineRecord, Report
+from vcyclectl.core.records import (DrainMark, Drains, JournalLine, MachineRecord, Report,
+                                    decode_journal, decode_journal_line)
 
 #: Machine names from the cloud are data, never paths: this is checked before any use.
 MACHINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
@@ -24,6 +27,16 @@ JOB_OUTPUT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 def valid_machine_name(name: str) -> bool:
     return bool(MACHINE_NAME.fullmatch(name))
+
+
+_MACHINE_NAME_LINES = re.compile(r"(?:[a-z0-9][a-z0-9-]{0,127}\n)*")
+
+
+def _all_machine_names(names: Sequence[str]) -> bool:
+    """`valid_machine_name` of every name, in one regex pass over them all; counting the
+    newlines keeps a name that holds one from passing as two."""
+    text = "".join(f"{n}\n" for n in names)
+    return text.count("\n") == len(names) and bool(_MACHINE_NAME_LINES.fullmatch(text))
 
 
 class SpaceState:
@@ -73,24 +86,77 @@ class SpaceState:
 
     # -- machine records ----------------------------------------------------------------
     def records(self) -> dict[str, MachineRecord]:
-        """Replay the journal: the last `put` of a name wins, a `del` removes it."""
-        lines, _ = read_lines(self.records_file)
+        """Replay the journal: the last `put` of a name wins, a `del` removes it.
+
+        Hot: a pass reads every record of its space (issue 17), so the whole journal is
+        decoded in one msgspec call straight into records, with the cyclic collector held
+        off (it would only rescan the new records as they are made); any line that is not
+        a plain current-version line sends the journal down `_replay`, line by line."""
+        try:
+            data = self.records_file.read_bytes()
+        except FileNotFoundError:
+            self._journal_lines = 0
+            return {}
+        body = data[: data.rfind(b"\n") + 1]
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            lines = decode_journal(b"[" + body.rstrip(b"\n").replace(b"\n", b",") + b"]") \
+                if body else []
+            fast = self._replay_decoded(lines) if lines is not None else None
+            return fast if fast is not None else self._replay(body)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _replay_decoded(self, lines: list[JournalLine]) -> dict[str, MachineRecord] | None:
+        """The records of a journal decoded whole, or None if a line needs `_replay`."""
+        records: dict[str, MachineRecord] = {}
+        for line in lines:
+            if len(line) != 1:
+                return None
+            put = line.get("put")
+            if type(put) is MachineRecord and not put.extra:
+                records[put.name] = put
+                continue
+            gone = line.get("del")
+            if type(gone) is not str:
+                return None
+            records.pop(gone, None)
+        if not _all_machine_names(list(records)):
+            return None
         self._journal_lines = len(lines)
-        raw: dict[str, tuple[int, Mapping[str, Any]]] = {}
-        for number, line in enumerate(lines, 1):
+        return records
+
+    def _replay(self, body: bytes) -> dict[str, MachineRecord]:
+        """Line by line: torn lines skipped, fields from a newer version kept in `extra`,
+        names that are not machine names ignored, unreadable records said (`_record`)."""
+        raw: dict[str, tuple[int, MachineRecord | Mapping[str, Any]]] = {}
+        number = 0
+        for number, text in enumerate(body.splitlines(), 1):
+            line: Any = decode_journal_line(text)
+            if line is None or len(line) != 1 or (
+                    "put" in line and type(line["put"]) is MachineRecord and line["put"].extra):
+                try:
+                    line = json.loads(text)
+                except ValueError:
+                    continue  # a torn line from a killed writer: skipped, compaction drops it
             if not isinstance(line, dict):
                 continue
             if "put" in line:
                 rec = line["put"]
-                if isinstance(rec, dict) and isinstance(rec.get("name"), str):
+                if isinstance(rec, MachineRecord):
+                    raw[rec.name] = (number, rec)
+                elif isinstance(rec, dict) and isinstance(rec.get("name"), str):
                     raw[rec["name"]] = (number, rec)
             elif "del" in line:
                 raw.pop(str(line["del"]), None)
+        self._journal_lines = number
         records: dict[str, MachineRecord] = {}
-        for name, (number, rec) in raw.items():
+        for name, (where, rec) in raw.items():
             if not valid_machine_name(name):
                 continue
-            record = self._record(rec, number)
+            record = rec if isinstance(rec, MachineRecord) else self._record(rec, where)
             if record is not None:
                 records[name] = record
         return records

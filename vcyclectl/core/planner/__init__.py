@@ -46,7 +46,8 @@ class _Planner(_MakingRoom):
         self.merge()
         counted: dict[str, int] = {}
         for s in self.seen:
-            counted[s.machinetype] = counted.get(s.machinetype, 0) + s.processors
+            mt = s.machinetype
+            counted[mt] = counted.get(mt, 0) + s.processors
         self.decide_machines()
         self.enforce_limits()
         if self.obs.policy is None:

@@ -121,7 +121,8 @@ class _PlannerBase:
         self.now = now
         self.names = names
         self.actions: list[Action] = []
-        self.deletes: list[tuple[int, float, Action]] = []
+        #: (priority, -created_at, name, machine, reason, message, abort, preempted).
+        self.deletes: list[tuple[int, float, str, _Seen, str, str | None, bool, bool]] = []
         self.notes: list[str] = []
         self.aborts: dict[str, float] = {}
         self.seen: list[_Seen] = []

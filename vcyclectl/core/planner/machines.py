@@ -4,6 +4,8 @@ the per-pass bound on deletions."""
 
 from __future__ import annotations
 
+import operator
+
 from vcyclectl.config import Machinetype
 from vcyclectl.core import rules
 from vcyclectl.core.model import Action, ActionKind, MachineState
@@ -15,20 +17,71 @@ from vcyclectl.core.planner.observe import _Observing
 
 class _Deciding(_Observing):
     def decide_machines(self) -> None:
+        """Each machine on the cloud: ended, broken (wallclock, stuck starting, heartbeat),
+        drained past its shutdown time, or kept. Hot (once per machine per pass: 100,000
+        machines in 0.4 s is the aim), so the per-machinetype limits are looked up once and
+        the tests a healthy machine passes are inline; making a deletion is the rare path."""
+        machinetypes = self.space.machinetypes
+        limits = {name: (mt, mt.max_wallclock_seconds, mt.fizzle_seconds,
+                         mt.heartbeat_limit if mt.heartbeat_checked else None)
+                  for name, mt in machinetypes.items()}
+        untrusted = self.obs.clock_untrusted
+        drains = self.obs.drains
+        drained = bool(drains.space or drains.machinetypes or drains.machines)
+        now = self.now
+        create_timeout = self.space.create_timeout_seconds
+        deleting, stopped, failed = MachineState.DELETING, MachineState.STOPPED, \
+            MachineState.FAILED
+        starting, running = MachineState.STARTING, MachineState.RUNNING
         for s in self.seen:
-            if s.machine is None or s.machine.state is MachineState.DELETING:
+            m = s.machine
+            if m is None or m.state is deleting:
                 continue
             if s.record is not None and s.record.deleting_at is not None:
                 self.delete(s, _ENDED, "deletion asked in an earlier pass, still on the cloud",
                             s.record.message)
                 continue
-            mt = self.space.machinetypes.get(s.machinetype)
-            if s.state.is_ended:
-                self.end_stopped(s, mt)
+            state = s.state
+            if state is stopped or state is failed:  # MachineState.is_ended, inline
+                self.end_stopped(s, machinetypes.get(s.machinetype))
                 continue
-            if mt is None:
+            limit = limits.get(s.machinetype)
+            if limit is None:
                 continue  # handled by limits: an unconfigured machinetype has a limit of 0
-            self.end_if_unhealthy(s, mt)
+            if untrusted:
+                self.notes.append(f"time-based deletions withheld: {untrusted}")
+                continue
+            mt, wallclock, fizzle, heartbeat_limit = limit
+            if drained and self.end_drained(s, mt):
+                continue
+            age = now - s.created_at
+            if age > wallclock:
+                self.delete(s, _BROKEN, f"ran {age:.0f}s, over max_wallclock_seconds "
+                            f"({wallclock:g})", MSG_WALLCLOCK)
+            elif state is starting:
+                if age > create_timeout:
+                    self.aborts[s.machinetype] = max(self.aborts.get(s.machinetype, 0.0), now)
+                    self.delete(s, _BROKEN, f"still starting after {age:.0f}s "
+                                f"(create_timeout_seconds {create_timeout:g})", MSG_FAILED,
+                                abort=True)
+            elif state is running and heartbeat_limit is not None and \
+                    s.started_at is not None and now - s.started_at > fizzle:
+                beat = s.report.heartbeat_at if s.report is not None else None
+                if m.heartbeat_at is not None and (beat is None or m.heartbeat_at > beat):
+                    beat = m.heartbeat_at  # the latest of what it reported and what is listed
+                if beat is None or now - beat > heartbeat_limit:
+                    ago = "never" if beat is None else f"{now - beat:.0f}s ago"
+                    self.delete(s, _BROKEN, f"heartbeat {ago}, limit {heartbeat_limit:g}s",
+                                MSG_HEARTBEAT)
+
+    def end_drained(self, s: _Seen, mt: Machinetype) -> bool:
+        """Delete a drained machine past its shutdown time; True if it was."""
+        mark = self.obs.drains.for_machine(s.name, s.machinetype, mt.drain_grace_seconds)
+        if mark is None or self.now < mark.shutdown_at(mt.drain_grace_seconds):
+            return False
+        self.delete(s, _DRAINED, f"drained ({mark.reason or 'no reason given'}) and past "
+                    f"its shutdown time", MSG_REQUESTED)
+        return True
 
     def end_stopped(self, s: _Seen, mt: Machinetype | None) -> None:
         assert s.machine is not None
@@ -58,68 +111,34 @@ class _Deciding(_Observing):
             self.aborts[s.machinetype] = max(self.aborts.get(s.machinetype, 0.0), end)
         self.delete(s, _ENDED, reason, message, abort=abort)
 
-    def end_if_unhealthy(self, s: _Seen, mt: Machinetype) -> None:
-        if self.obs.clock_untrusted:
-            self.notes.append(f"time-based deletions withheld: {self.obs.clock_untrusted}")
-            return
-        age = self.now - s.created_at
-        drains = self.obs.drains
-        mark = (drains.for_machine(s.name, s.machinetype, mt.drain_grace_seconds)
-                if drains.space or drains.machinetypes or drains.machines else None)
-        if mark is not None:
-            shutdown_time = mark.shutdown_at(mt.drain_grace_seconds)
-            if self.now >= shutdown_time:
-                self.delete(s, _DRAINED, f"drained ({mark.reason or 'no reason given'}) and past "
-                            f"its shutdown time", MSG_REQUESTED)
-                return
-        if age > mt.max_wallclock_seconds:
-            self.delete(s, _BROKEN, f"ran {age:.0f}s, over max_wallclock_seconds "
-                        f"({mt.max_wallclock_seconds:g})", MSG_WALLCLOCK)
-            return
-        if s.state is MachineState.STARTING and age > self.space.create_timeout_seconds:
-            self.aborts[s.machinetype] = max(self.aborts.get(s.machinetype, 0.0), self.now)
-            self.delete(s, _BROKEN, f"still starting after {age:.0f}s (create_timeout_seconds "
-                        f"{self.space.create_timeout_seconds:g})", MSG_FAILED, abort=True)
-            return
-        if mt.heartbeat_checked and s.state is MachineState.RUNNING and s.started_at is not None \
-                and self.now - s.started_at > mt.fizzle_seconds:
-            beat = self.heartbeat_of(s)
-            if beat is None or self.now - beat > mt.heartbeat_limit:
-                ago = "never" if beat is None else f"{self.now - beat:.0f}s ago"
-                self.delete(s, _BROKEN, f"heartbeat {ago}, limit {mt.heartbeat_limit:g}s",
-                            MSG_HEARTBEAT)
-
-    @staticmethod
-    def heartbeat_of(s: _Seen) -> float | None:
-        beats = [b for b in ((s.report.heartbeat_at if s.report else None),
-                             (s.machine.heartbeat_at if s.machine else None)) if b is not None]
-        return max(beats) if beats else None
-
     def delete(self, s: _Seen, priority: int, reason: str, message: str | None, *,
                abort: bool = False, preempted: bool = False) -> None:
+        """Mark `s` leaving; its action is made in `bound_deletes` if the bound keeps it (a
+        fleet that lost its heartbeats can have tens of thousands cut)."""
         s.leaving = True
-        action = Action(ActionKind.DELETE, s.name, s.machinetype, reason,
-                        processors=s.processors, machine=s.machine, message=message,
-                        abort=abort, preempted=preempted)
-        self.deletes.append((priority, -s.created_at, action))
+        self.deletes.append((priority, -s.created_at, s.name, s, reason, message, abort,
+                             preempted))
 
     # -- limits -------------------------------------------------------------------------
     def enforce_limits(self) -> None:
         """Delete newest first where a limit was lowered below what exists now."""
-        by_type: dict[str, list[_Seen]] = {}
+        used_by_type: dict[str, int] = {}
         for s in self.seen:
-            if s.counts:
-                by_type.setdefault(s.machinetype, []).append(s)
-        for name, machines in sorted(by_type.items()):
+            if s.pending_delete or not s.leaving:  # `_Seen.counts`, inline: hot
+                used_by_type[s.machinetype] = used_by_type.get(s.machinetype, 0) + s.processors
+        trimmed = False
+        for name, used in sorted(used_by_type.items()):
             mt = self.space.machinetypes.get(name)
             limit = 0 if mt is None else mt.processors_limit
-            if limit is None:
+            if limit is None or used <= limit:
                 continue
-            used = sum(s.processors for s in machines if s.counts)
             why = ("machinetype no longer configured" if mt is None
                    else f"over lowered processors_limit of {name} ({used} > {limit})")
-            self._trim(machines, used - limit, why)
-        used = sum(s.processors for s in self.seen if s.counts)
+            self._trim([s for s in self.seen if s.machinetype == name and s.counts],
+                       used - limit, why)
+            trimmed = True
+        used = sum(s.processors for s in self.seen if s.counts) if trimmed \
+            else sum(used_by_type.values())
         excess = used - self.space.processors_limit
         if excess > 0:
             self._trim([s for s in self.seen if s.counts], excess,
@@ -136,15 +155,21 @@ class _Deciding(_Observing):
             self.delete(s, _OVER_LIMIT, why, MSG_OVER_LIMIT)
 
     def bound_deletes(self) -> None:
-        self.deletes.sort(key=lambda d: (d[0], d[1], d[2].name))
+        self.deletes.sort(key=_DELETE_ORDER)
         limit = min(self.space.max_deletes_per_pass, self.max_deletes)
         kept = self.deletes[:limit]
         cut = self.deletes[limit:]
         if cut:
             self.notes.append(f"deletions capped {len(self.deletes)} → {limit} by "
                               f"max_deletes_per_pass; the rest wait for the next pass")
-            names = {d[2].name for d in cut}
-            for s in self.seen:
-                if s.name in names:
-                    s.leaving = False  # still there: counts against limits until deleted
-        self.actions.extend(d[2] for d in kept)
+            for d in cut:
+                d[3].leaving = False  # still there: counts against limits until deleted
+        self.actions.extend(
+            Action(ActionKind.DELETE, s.name, s.machinetype, reason, processors=s.processors,
+                   machine=s.machine, message=message, abort=abort, preempted=preempted)
+            for _, _, _, s, reason, message, abort, preempted in kept)
+
+
+#: Which deletions a bound keeps: ended before broken before drained before over a limit
+#: (`_ENDED`...), then the oldest, then by name.
+_DELETE_ORDER = operator.itemgetter(0, 1, 2)

@@ -12,17 +12,19 @@ from vcyclectl.core.records import MachineRecord
 
 class _Observing(_PlannerBase):
     def merge(self) -> None:
-        on_cloud: dict[str, CloudMachine] = {}
-        for m in self.obs.machines:
-            if m.space != self.space.name:
-                continue
-            current = on_cloud.get(m.name)
-            # A name listed twice (Nova's lingering DELETED copy): prefer the present one.
-            if current is None or current.state is MachineState.GONE:
-                on_cloud[m.name] = m
+        """Pair each listed machine with its record. Hot (once per machine per pass; the aim
+        is 100,000 machines planned in 0.4 s), so each `_Seen` is built inline."""
+        on_cloud = self._on_cloud()
+        records = self.obs.records
+        reports = self.obs.reports
+        hs06 = {name: mt.hs06_per_processor for name, mt in self.space.machinetypes.items()}
+        seen = self.seen
+        now = self.now
+        gone, deleting = MachineState.GONE, MachineState.DELETING
         for name, m in on_cloud.items():
-            record = self.obs.records.get(name)
-            if m.state is MachineState.GONE:
+            record = records.get(name)
+            state = m.state
+            if state is gone:
                 if record is not None:
                     self.forget(record, m, "the cloud reports it gone")
                 continue
@@ -30,30 +32,45 @@ class _Observing(_PlannerBase):
                 record = self.adopt(m)
             else:
                 self.update(record, m)
-            self.seen.append(self._seen(m, record))
-        for name, record in self.obs.records.items():
-            if name in on_cloud:
-                continue
+            seen.append(_Seen(
+                record.name, record.machinetype, state,
+                m.processors or record.processors,
+                record.created_at or m.created_at or now,
+                m.started_at or record.started_at, m, record, reports.get(record.name),
+                hs06.get(record.machinetype, 1.0),
+                record.deleting_at is not None or state is deleting))
+        for record in [r for name, r in records.items() if name not in on_cloud]:
             if rules.intent_in_flight(record, self.space, self.now):
-                self.seen.append(self._seen(None, record))  # counts until it shows or expires
+                seen.append(self._unlisted(record))  # counts until it shows or expires
             else:
                 self.forget(record, None, "no longer on the cloud")
 
-    def _seen(self, m: CloudMachine | None, record: MachineRecord) -> _Seen:
+    def _on_cloud(self) -> dict[str, CloudMachine]:
+        """The listing by name, this space's machines only; a name listed twice (Nova's
+        lingering DELETED copy) is the present one."""
+        machines = self.obs.machines
+        on_cloud = {m.name: m for m in machines}
+        if len(on_cloud) == len(machines) and {m.space for m in machines} <= {self.space.name}:
+            return on_cloud  # the common case, at C speed: no duplicate, no other space
+        on_cloud = {}
+        for m in machines:
+            if m.space != self.space.name:
+                continue
+            current = on_cloud.get(m.name)
+            if current is None or current.state is MachineState.GONE:
+                on_cloud[m.name] = m
+        return on_cloud
+
+    def _unlisted(self, record: MachineRecord) -> _Seen:
+        """A record whose machine the listing does not show (yet): an intent in flight."""
         mt = self.space.machinetypes.get(record.machinetype)
-        started = (m.started_at if m and m.started_at else None) or record.started_at
-        created = (record.created_at if record.created_at else None) or \
-            (m.created_at if m and m.created_at else self.now)
         return _Seen(
-            name=record.name, machinetype=record.machinetype,
-            state=m.state if m else MachineState.CREATING,
-            processors=(m.processors if m and m.processors else record.processors),
-            created_at=created, started_at=started, machine=m, record=record,
+            name=record.name, machinetype=record.machinetype, state=MachineState.CREATING,
+            processors=record.processors, created_at=record.created_at or self.now,
+            started_at=record.started_at, machine=None, record=record,
             report=self.obs.reports.get(record.name),
             hs06_per_processor=mt.hs06_per_processor if mt else 1.0,
-            pending_delete=record.deleting_at is not None or
-            (m is not None and m.state is MachineState.DELETING),
-        )
+            pending_delete=record.deleting_at is not None)
 
     def adopt(self, m: CloudMachine) -> MachineRecord:
         mt = self.space.machinetypes.get(m.machinetype)

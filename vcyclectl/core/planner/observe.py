@@ -21,8 +21,10 @@ class _Observing(_PlannerBase):
         seen = self.seen
         now = self.now
         gone, deleting = MachineState.GONE, MachineState.DELETING
+        get_record, get_report, get_hs06 = records.get, reports.get, hs06.get
+        add = seen.append
         for name, m in on_cloud.items():
-            record = records.get(name)
+            record = get_record(name)
             state = m.state
             if state is gone:
                 if record is not None:
@@ -32,12 +34,12 @@ class _Observing(_PlannerBase):
                 record = self.adopt(m)
             else:
                 self.update(record, m)
-            seen.append(_Seen(
+            add(_Seen(
                 record.name, record.machinetype, state,
                 m.processors or record.processors,
                 record.created_at or m.created_at or now,
-                m.started_at or record.started_at, m, record, reports.get(record.name),
-                hs06.get(record.machinetype, 1.0),
+                m.started_at or record.started_at, m, record, get_report(record.name),
+                get_hs06(record.machinetype, 1.0),
                 record.deleting_at is not None or state is deleting))
         for record in [r for name, r in records.items() if name not in on_cloud]:
             if rules.intent_in_flight(record, self.space, self.now):

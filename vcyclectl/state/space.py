@@ -5,7 +5,6 @@ joboutputs are single files written atomically by anyone. Nothing here decides a
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import re
@@ -17,8 +16,9 @@ from vcyclectl.errors import StateError, UsageError
 from vcyclectl.state.cursor import generations, rotate
 from vcyclectl.state.files import (append_lines, ensure_dir, iter_lines, read_json,
                                write_atomic, write_json)
-from vcyclectl.core.records import (DrainMark, Drains, JournalLine, MachineRecord, Report,
-                                    decode_journal, decode_journal_line)
+from vcyclectl.core import collector
+from vcyclectl.core.records import (NO_EXTRA, DrainMark, Drains, JournalLine, MachineRecord,
+                                    Report, decode_journal, decode_journal_line)
 
 #: Machine names from the cloud are data, never paths: this is checked before any use.
 MACHINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
@@ -98,31 +98,22 @@ class SpaceState:
             self._journal_lines = 0
             return {}
         body = data[: data.rfind(b"\n") + 1]
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            lines = decode_journal(b"[" + body.rstrip(b"\n").replace(b"\n", b",") + b"]") \
-                if body else []
+        with collector.paused():
+            lines = decode_journal(body)
             fast = self._replay_decoded(lines) if lines is not None else None
             return fast if fast is not None else self._replay(body)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _replay_decoded(self, lines: list[JournalLine]) -> dict[str, MachineRecord] | None:
         """The records of a journal decoded whole, or None if a line needs `_replay`."""
         records: dict[str, MachineRecord] = {}
         for line in lines:
-            if len(line) != 1:
-                return None
-            put = line.get("put")
-            if type(put) is MachineRecord and not put.extra:
+            put, gone = line.put, line.gone
+            if put is not None and gone is None and put.extra is NO_EXTRA:
                 records[put.name] = put
-                continue
-            gone = line.get("del")
-            if type(gone) is not str:
+            elif gone is not None and put is None:
+                records.pop(gone, None)
+            else:
                 return None
-            records.pop(gone, None)
         if not _all_machine_names(list(records)):
             return None
         self._journal_lines = len(lines)
@@ -134,20 +125,23 @@ class SpaceState:
         raw: dict[str, tuple[int, MachineRecord | Mapping[str, Any]]] = {}
         number = 0
         for number, text in enumerate(body.splitlines(), 1):
-            line: Any = decode_journal_line(text)
-            if line is None or len(line) != 1 or (
-                    "put" in line and type(line["put"]) is MachineRecord and line["put"].extra):
-                try:
-                    line = json.loads(text)
-                except ValueError:
-                    continue  # a torn line from a killed writer: skipped, compaction drops it
+            plain = decode_journal_line(text)
+            if plain is not None and (plain.put is None) != (plain.gone is None) and \
+                    (plain.put is None or plain.put.extra is NO_EXTRA):
+                if plain.put is not None:
+                    raw[plain.put.name] = (number, plain.put)
+                else:
+                    raw.pop(str(plain.gone), None)
+                continue
+            try:
+                line = json.loads(text)
+            except ValueError:
+                continue  # a torn line from a killed writer: skipped, compaction drops it
             if not isinstance(line, dict):
                 continue
             if "put" in line:
                 rec = line["put"]
-                if isinstance(rec, MachineRecord):
-                    raw[rec.name] = (number, rec)
-                elif isinstance(rec, dict) and isinstance(rec.get("name"), str):
+                if isinstance(rec, dict) and isinstance(rec.get("name"), str):
                     raw[rec["name"]] = (number, rec)
             elif "del" in line:
                 raw.pop(str(line["del"]), None)

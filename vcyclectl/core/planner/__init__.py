@@ -26,10 +26,8 @@ readings) → `fill` (the one fill loop) → `making_room`; `plan()` here runs t
 
 from __future__ import annotations
 
-import gc
-
 from vcyclectl.config import Space
-from vcyclectl.core import rules
+from vcyclectl.core import collector, rules
 from vcyclectl.core.model import Plan
 from vcyclectl.core.planner.base import (MSG_FAILED, MSG_HEARTBEAT, MSG_OVER_LIMIT, MSG_REQUESTED,
                                          MSG_WALLCLOCK, POLICY_DRAIN, NameSource, Observation,
@@ -74,13 +72,5 @@ def plan(space: Space, observation: Observation, now: float, names: NameSource, 
     deletions are already done: every machine, however ended, then counts against the limits,
     since no deletion in this plan will be carried out.
     """
-    # The planner builds one small object per machine and frees none of them until it
-    # returns: the cyclic collector would only re-scan them again and again (a third of
-    # the time at 100,000 machines), so it waits until the plan is made.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector.paused():  # one small object per machine, none freed until it returns
         return _Planner(space, observation, now, names, max_deletes).run()
-    finally:
-        if collecting:
-            gc.enable()

@@ -26,7 +26,7 @@ def is_429(response: requests.Response) -> bool:
     return response.status_code == 429
 
 
-class RateLimitedAdapter(BaseAdapter):  # type: ignore[misc]
+class RateLimitedAdapter(BaseAdapter):
     """Wraps the adapter a session already had: tokens first, then the real send."""
 
     def __init__(self, inner: BaseAdapter, classify: Classify,

@@ -158,3 +158,16 @@ def test_openstack_session_takes_a_token_per_request_and_obeys_retry_after(
     bucket = REGISTRY.snapshot()[key]
     assert bucket.granted == 6 and bucket.throttled_count == 1
     assert hits == [200, 200, 200, 200, 429, 200]
+
+
+def test_openstack_413_is_a_rate_limit_only_with_retry_after() -> None:
+    def answer(status: int, **headers: str) -> requests.Response:
+        response = requests.Response()
+        response.status_code = status
+        response.headers.update(headers)
+        return response
+
+    assert os_throttle.is_throttled(answer(429))
+    assert os_throttle.is_throttled(answer(413, **{"Retry-After": "10"}))
+    assert not os_throttle.is_throttled(answer(413))  # Nova's "Quota exceeded"
+    assert not os_throttle.is_throttled(answer(403))

@@ -1,6 +1,7 @@
 """The OpenStack account's token bucket: every HTTP request of the connection (Keystone,
-Nova, Glance, Neutron) takes a token, and a throttling answer (429, or the 413 of Nova's
-old rate-limit middleware and of API gateways) pauses it for its `Retry-After`.
+Nova, Glance, Neutron) takes a token, and a throttling answer (429, or the 413 with
+`Retry-After` of Nova's old rate-limit middleware; a 413 without it is Nova's "quota
+exceeded", not a rate) pauses it for its `Retry-After`.
 
 OpenStack documents no universal rate limit: each site sets its own (a proxy, a gateway),
 so the limit is the openstack block's `api_requests_per_second` and `api_burst`, one
@@ -32,7 +33,8 @@ def limit_of(options: OpenStackOptions) -> Limit:
 
 
 def is_throttled(response: requests.Response) -> bool:
-    return response.status_code in (429, 413)
+    return response.status_code == 429 or (response.status_code == 413
+                                           and "Retry-After" in response.headers)
 
 
 def install(session: requests.Session, key: Key, options: OpenStackOptions) -> None:

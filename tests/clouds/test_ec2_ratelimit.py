@@ -104,6 +104,42 @@ def test_creates_the_rate_cannot_send_before_the_deadline_are_not_started(
     assert run_instances_bucket().granted == 2
 
 
+def test_spaces_of_one_account_reconciled_in_turn_share_its_buckets(
+        tmp_path: Path, endpoint: str, ec2: Any, ratelimit_clock: FakeClock) -> None:
+    """Two spaces, same credentials, region and endpoint: one bucket, as EC2 has one."""
+    block = (f'{{region: {REGION}, endpoint_url: "{endpoint}", image: rl-worker, '
+             "image_owners: [self], instance_types: [m5.large], max_attempts: 1, "
+             "request_bucket_capacity: {RunInstances: 2}, "
+             "request_bucket_refill: {RunInstances: 0.5}}")
+    spaces = "".join(f"""\
+  {name}:
+    cloud: ec2
+    processors_limit: 6
+    max_starting_processors: 6
+    concurrency: 3
+    ec2: {block}
+    machinetypes:
+      w: {{target_share: 1}}
+""" for name in ("one.example.org", "two.example.org"))
+    path = tmp_path / "vcyclectl.yaml"
+    path.write_text(f"""\
+state_dir: {tmp_path / 'state'}
+defaults: {{backoff_seconds: 0, fizzle_seconds: 0, min_pass_interval_seconds: 0,
+            max_wallclock_seconds: 3600}}
+spaces:
+{spaces}""")
+    cfg = config_module.load(path)
+    state_id = StateDir(cfg.state_dir).open(create=True)
+    started = ratelimit_clock.now
+    for space in cfg.spaces.values():  # one after another, as `vcyclectl reconcile` does
+        result = reconcile_space(cfg, space, state_id, force=True)
+        assert result.outcome == "done" and result.created == 3, result.summary()
+    assert instances(ec2) == 6
+    assert run_instances_bucket().granted == 6  # one bucket for both spaces
+    # 2 at once then one each 2 s for the account: 8 s, not 2 x 2 s as per-space buckets
+    assert ratelimit_clock.now - started >= (6 - 2) / 0.5
+
+
 @pytest.fixture
 def throttling_ec2() -> Iterator[str]:
     """An endpoint that answers every request as EC2 does when its bucket is empty."""

@@ -149,6 +149,37 @@ def test_threads_sharing_a_bucket_never_get_more_than_burst_plus_rate_times_t(
         assert count <= burst + rate * t + 1e-9
 
 
+@given(burst=st.integers(min_value=1, max_value=10),
+       rate=st.sampled_from([0.5, 2.0, 10.0]),
+       steps=st.lists(st.sampled_from([0.0, 0.01, 0.1, 0.5, 2.0]), min_size=8, max_size=8))
+def test_threads_taking_while_the_clock_moves_stay_under_the_bound(
+        burst: int, rate: float, steps: list[float]) -> None:
+    """Eight threads each take tokens and sleep (advancing the shared fake clock by their
+    wait) and also idle by their own steps, interleaving arbitrarily: the grants, by the
+    time they are due, never exceed burst + rate * t after the bucket was made."""
+    b, clock = bucket(burst=burst, rate=rate)
+    made = clock.now
+    due: list[float] = []
+    lock = threading.Lock()
+
+    def worker(step: float) -> None:
+        for _ in range(6):
+            _, ready = b.reserve_until()
+            with lock:
+                due.append(ready)
+            clock.sleep(step)
+
+    pool = [threading.Thread(target=worker, args=(step,)) for step in steps]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    due.sort()
+    assert len(due) == 48 == b.granted
+    for count, t in enumerate(due, start=1):
+        assert count <= burst + rate * (t - made) + 1e-9
+
+
 def test_retry_after_is_read_as_seconds_only() -> None:
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds(" 1.5 ") == 1.5

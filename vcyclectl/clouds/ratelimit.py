@@ -95,12 +95,17 @@ class TokenBucket:
         """Take `tokens` now and return how many seconds the caller must wait before using
         them (0: at once). Raises `NoTokenBeforeDeadline`, taking nothing, if that wait would
         end after `horizon` (a time of this bucket's clock)."""
-        if self.limit.unlimited:
-            with self._lock:
-                self.granted += tokens
-            return 0.0
+        now, ready = self.reserve_until(tokens, horizon)
+        return max(0.0, ready - now)
+
+    def reserve_until(self, tokens: float = 1.0, horizon: float | None = None
+                      ) -> tuple[float, float]:
+        """`reserve`, as (the clock's time of the reservation, the time the tokens are due)."""
         with self._lock:
             now = self._clock()
+            if self.limit.unlimited:
+                self.granted += tokens
+                return now, now
             self._refill(now)
             deficit = tokens - self._tokens
             ready = max(now + max(0.0, deficit) / self.limit.rate, self._paused_until)
@@ -111,7 +116,7 @@ class TokenBucket:
                     "pass's deadline; not sent")
             self._tokens -= tokens
             self.granted += tokens
-            return max(0.0, ready - now)
+            return now, max(now, ready)
 
     def take(self, tokens: float = 1.0) -> None:
         """Take `tokens`, sleeping until they are due; the wait stops at the thread's

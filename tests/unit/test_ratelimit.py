@@ -95,10 +95,30 @@ def test_a_throttling_answer_empties_the_bucket_and_pauses_it_for_retry_after() 
     assert b.reserve() == 0.0
 
 
+def test_after_throttling_the_bucket_refills_at_half_speed_for_a_quiet_minute() -> None:
+    b, clock = bucket(burst=2, rate=4)
+    b.throttled(retry_after=1.0)
+    assert b.rate == 2.0
+    clock.now = 1.0
+    assert b.reserve() == pytest.approx(0.0)  # 2 tokens refilled at 2/s during the pause
+    b.reserve()
+    assert b.reserve() == pytest.approx(0.5)  # one more at 2/s, not 4/s
+    b.throttled(retry_after=1.0)
+    assert b.rate == 1.0  # halved again
+    for _ in range(10):
+        b.throttled()
+    assert b.rate == 4 * ratelimit.SLOWEST
+    clock.now = 1.0 + 1.0 + ratelimit.SLOW_SECONDS + 0.01  # a minute past the last pause
+    b.reserve()
+    assert b.rate == 4.0
+
+
 def test_a_throttling_answer_without_retry_after_pauses_one_refill_interval() -> None:
     b, _ = bucket(burst=10, rate=0.5)
     b.throttled()
-    assert b.reserve() == pytest.approx(2.0)  # 1/rate, at least MIN_PAUSE_SECONDS
+    # paused 1/rate = 2 s (at least MIN_PAUSE_SECONDS), and the empty bucket now refills
+    # at half speed: its next token is 4 s away
+    assert b.reserve() == pytest.approx(4.0)
 
 
 def test_the_registry_shares_one_bucket_per_key_and_keeps_the_stricter_limit() -> None:

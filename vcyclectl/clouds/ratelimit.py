@@ -14,8 +14,9 @@ instances takes n resource tokens). A thread that finds too few tokens *reserves
 anyway (the balance goes below zero) and sleeps until they have been refilled, outside the
 lock, so waiting threads are served in order and, by any time t after the bucket was made,
 at most `burst + rate * t` tokens have been granted. A throttling answer from the cloud
-(`throttled`) empties the bucket and pauses it for the cloud's `Retry-After`, or one
-refill interval, so the whole process slows down, not only the call that was refused.
+(`throttled`) empties the bucket, pauses it for the cloud's `Retry-After` (or one refill
+interval) and halves its refill rate for a minute, so the whole process slows down, not
+only the call that was refused.
 
 A wait never runs past the pass's deadline: `with_retries` sets the thread's `horizon`
 (`max_pass_seconds`), and a request whose tokens would only come later raises
@@ -40,6 +41,11 @@ Key = tuple[str, ...]
 
 #: How long a throttled bucket pauses when the cloud gives no Retry-After, at least.
 MIN_PAUSE_SECONDS = 1.0
+#: After a throttling answer the bucket refills at half its rate (halved again by each
+#: further one, down to an eighth) until this long has passed without one: the account may
+#: be shared with other tools the bucket cannot see.
+SLOW_SECONDS = 60.0
+SLOWEST = 1 / 8
 
 
 class NoTokenBeforeDeadline(Transient):
@@ -80,16 +86,25 @@ class TokenBucket:
         self._tokens = float(limit.burst)
         self._stamp = clock()
         self._paused_until = self._stamp
+        self._factor = 1.0
+        self._slow_until = self._stamp
         #: Tokens handed out (granted or reserved), and throttling answers seen: for tests,
         #: benchmarks and `-v` logs.
         self.granted = 0.0
         self.throttled_count = 0
 
+    @property
+    def rate(self) -> float:
+        """Tokens a second now: the limit's, or less for a while after throttling."""
+        return self.limit.rate * self._factor
+
     def _refill(self, now: float) -> None:
         if now > self._stamp:
             self._tokens = min(float(self.limit.burst),
-                               self._tokens + (now - self._stamp) * self.limit.rate)
+                               self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
+        if self._factor < 1.0 and now >= self._slow_until:
+            self._factor = 1.0
 
     def reserve(self, tokens: float = 1.0, horizon: float | None = None) -> float:
         """Take `tokens` now and return how many seconds the caller must wait before using
@@ -108,7 +123,7 @@ class TokenBucket:
                 return now, now
             self._refill(now)
             deficit = tokens - self._tokens
-            ready = max(now + max(0.0, deficit) / self.limit.rate, self._paused_until)
+            ready = max(now + max(0.0, deficit) / self.rate, self._paused_until)
             if horizon is not None and ready > horizon and ready > now:
                 raise NoTokenBeforeDeadline(
                     f"the cloud's API rate limit ({self.limit.burst:g} burst, "
@@ -126,8 +141,9 @@ class TokenBucket:
             self._sleep(wait)
 
     def throttled(self, retry_after: float | None = None) -> None:
-        """The cloud refused a request for its rate: empty the bucket and pause it for
-        `retry_after` seconds (the cloud's own word), else one refill interval."""
+        """The cloud refused a request for its rate: empty the bucket, pause it for
+        `retry_after` seconds (the cloud's own word), else one refill interval, and refill
+        it at half speed for `SLOW_SECONDS` (see there)."""
         if self.limit.unlimited:
             return
         pause = retry_after if retry_after is not None and retry_after > 0 else \
@@ -137,6 +153,8 @@ class TokenBucket:
             self._refill(now)
             self._tokens = min(self._tokens, 0.0)
             self._paused_until = max(self._paused_until, now + pause)
+            self._factor = max(SLOWEST, self._factor / 2)
+            self._slow_until = self._paused_until + SLOW_SECONDS
             self.throttled_count += 1
 
 

@@ -6,6 +6,7 @@ No timing assertions: the fake clock says how long the buckets made the threads 
 from __future__ import annotations
 
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +19,8 @@ from gce_fake import FakeCompute  # noqa: E402
 from test_gce import ZONES, driver, spec  # noqa: E402
 
 from tests.conftest import FakeClock  # noqa: E402
-from vcyclectl.clouds.ratelimit import REGISTRY  # noqa: E402
+from vcyclectl.clouds.ratelimit import REGISTRY, NoTokenBeforeDeadline  # noqa: E402
+from vcyclectl.clouds.retries import with_retries  # noqa: E402
 from vcyclectl.errors import Transient  # noqa: E402
 
 
@@ -66,3 +68,16 @@ def test_rate_limit_exceeded_slows_the_bucket_down(fake: FakeCompute,
     with pytest.raises(Transient):
         cloud.list_machines()
     assert bucket.throttled_count == 2
+
+
+def test_a_create_whose_token_comes_after_the_deadline_is_not_sent(fake: FakeCompute) -> None:
+    REGISTRY.reset()  # the real clock; nothing sleeps: the wait would pass the deadline
+    cloud = driver(fake, write_requests_per_minute=1)
+    deadline = time.monotonic() + 30.0
+    with_retries(lambda: cloud.create(spec("vcyclectl-rl-w-first00001")), "create",
+                 not_after=deadline)
+    with pytest.raises(NoTokenBeforeDeadline):
+        with_retries(lambda: cloud.create(spec("vcyclectl-rl-w-second0001")), "create",
+                     not_after=deadline)
+    assert fake.count("compute.instances.insert") == 1
+    assert fake.instance_names() == ["vcyclectl-rl-w-first00001"]

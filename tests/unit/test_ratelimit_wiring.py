@@ -94,6 +94,8 @@ def test_gce_bucket_never_passes_the_minutes_quota_in_any_window() -> None:
     limit = gce_limits.per_minute(1500)
     assert limit.burst + 60 * limit.rate == pytest.approx(1500)
     assert gce_limits.per_minute(0).unlimited
+    tiny = gce_limits.per_minute(1)
+    assert not tiny.unlimited and tiny.burst + 60 * tiny.rate < 2  # one request a window
     key, writes = gce_limits.draws("p1", "POST", f"{BASE}/zones/a-b-c/instances", 600, 60)[0]
     assert key == ("gce", "p1", "writes_per_region", "a-b")
     assert writes.burst + 60 * writes.rate == pytest.approx(60)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import google.auth
-import requests
 import google.auth.exceptions
 from google.api_core import exceptions as gexc
 from google.api_core import retry as retries
@@ -22,6 +21,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1
 from google.oauth2 import service_account
+import requests
 
 from vcyclectl.clouds.gce import limits
 from vcyclectl.clouds.gce.options import GceOptions

@@ -33,7 +33,8 @@ def per_minute(quota: int) -> Limit:
     if quota <= 0:
         return Limit(burst=0.0, rate=0.0)
     burst = max(1.0, quota / 10)
-    return Limit(burst=burst, rate=(quota - burst) / 60.0)
+    # at least half a token a minute: a quota of 1 is one request a window, not "no limit"
+    return Limit(burst=burst, rate=max(quota - burst, 0.5) / 60.0)
 
 
 def region_of(zone: str) -> str:

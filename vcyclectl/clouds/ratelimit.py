@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from vcyclectl import log
 from vcyclectl.errors import Transient
 
 #: Identifies one bucket: (cloud, account..., limit name); never holds a secret (drivers
@@ -81,7 +82,7 @@ class TokenBucket:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.limit = limit
         self._clock = clock
-        self._sleep = sleep
+        self.sleep = sleep
         self._lock = threading.Lock()
         self._tokens = float(limit.burst)
         self._stamp = clock()
@@ -138,7 +139,7 @@ class TokenBucket:
         `horizon` (see `horizon()`)."""
         wait = self.reserve(tokens, current_horizon())
         if wait > 0:
-            self._sleep(wait)
+            self.sleep(wait)
 
     def throttled(self, retry_after: float | None = None) -> None:
         """The cloud refused a request for its rate: empty the bucket, pause it for
@@ -179,7 +180,15 @@ class Registry:
             return found
 
     def take(self, key: Key, limit: Limit, tokens: float = 1.0) -> None:
-        self.bucket(key, limit).take(tokens)
+        """Take `tokens` from `key`'s bucket, sleeping until they are due (to the thread's
+        horizon at most); a wait of a second or more is logged at `-v`."""
+        found = self.bucket(key, limit)
+        wait = found.reserve(tokens, current_horizon())
+        if wait >= 1.0:
+            log.debug("waiting for the cloud's API rate limit", bucket="/".join(key),
+                      seconds=round(wait, 2))
+        if wait > 0:
+            found.sleep(wait)
 
     def throttled(self, key: Key, retry_after: float | None = None) -> None:
         with self._lock:

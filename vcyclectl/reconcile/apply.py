@@ -67,7 +67,7 @@ class Pass:
     def plan(self, clock_untrusted: str = "") -> tuple[Plan, Observed]:
         """Observe, then decide against the observation's own time (`Observed.taken_at`)."""
         demand = read_demand(self.config, self.space, self.now)
-        observed = observe(self.space, self.cloud, self.store, self.now)
+        observed = observe(self.space, self.cloud, self.store, self.now, self.deadline.at)
         if demand:
             observed.observation = replace(observed.observation, demand=demand)
         if self.config.budgets:  # prices in the paying budget's currency (docs/policy.md)

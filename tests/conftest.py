@@ -9,7 +9,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -79,3 +79,32 @@ def run_process(*args: str | Path, timeout: float = 120, env: dict[str, str] | N
     proc = subprocess.run([*vcyclectl_command(), *(str(a) for a in args)], capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+class FakeClock:
+    """A monotonic clock that moves only when something sleeps on it (thread-safe)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        import threading
+
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(0.0, seconds)
+
+
+@pytest.fixture(autouse=True)
+def ratelimit_clock() -> Iterator[FakeClock]:
+    """Cloud API rate-limit buckets on a fake clock, fresh for each test: an in-process test
+    never sleeps for a token (vcyclectl.clouds.ratelimit), and still goes through them."""
+    from vcyclectl.clouds.ratelimit import REGISTRY
+
+    clock = FakeClock()
+    REGISTRY.use_clock(clock, clock.sleep)
+    yield clock
+    REGISTRY.reset()

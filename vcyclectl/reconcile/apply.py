@@ -11,18 +11,15 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, TypeVar
 
 from vcyclectl import log
-
 from vcyclectl.core import planner
-
 from vcyclectl.core import rules
 from vcyclectl.clouds.contract import Cloud
 from vcyclectl.clouds.registry import build_cloud
-from vcyclectl.clouds.retries import with_retries
+from vcyclectl.clouds.retries import NoTokenBeforeDeadline, with_retries
 from vcyclectl.core.progress import NoProgress, Progress
 from vcyclectl.config import Config, Space
 from vcyclectl.errors import (CloudError, ConfigError, Fatal, QuotaExceeded)
-from vcyclectl.core.model import (Action, ActionKind, MachineSpec,
-                                  MachineState, Plan)
+from vcyclectl.core.model import Action, ActionKind, MachineSpec, MachineState, Plan
 from vcyclectl.core.names import random_names
 from vcyclectl.core.provisioning import SpacePolicy
 from vcyclectl.core.records import DrainMark, MachineRecord
@@ -70,7 +67,7 @@ class Pass:
     def plan(self, clock_untrusted: str = "") -> tuple[Plan, Observed]:
         """Observe, then decide against the observation's own time (`Observed.taken_at`)."""
         demand = read_demand(self.config, self.space, self.now)
-        observed = observe(self.space, self.cloud, self.store, self.now)
+        observed = observe(self.space, self.cloud, self.store, self.now, self.deadline.at)
         if demand:
             observed.observation = replace(observed.observation, demand=demand)
         if self.config.budgets:  # prices in the paying budget's currency (docs/policy.md)
@@ -257,13 +254,17 @@ class Pass:
                 self.progress.advance()
                 return
             try:
-                with_retries(lambda: self.cloud.delete(machine), "delete")
+                with_retries(lambda: self.cloud.delete(machine), "delete",
+                             not_after=self.deadline.at)
                 with self._events_lock:
                     confirmed.add(action.name)
                     result.deleted += 1
                 self._event("delete", action.name, action.machinetype, reason=action.reason,
                             message=action.message, abort=action.abort or None,
                             preempted=action.preempted or None)
+            except NoTokenBeforeDeadline:  # not sent: marked, the next pass deletes it
+                with self._events_lock:
+                    result.not_started += 1
             except CloudError as exc:
                 result.failed_calls += 1
                 result.errors.append(f"delete {action.name}: {exc}")
@@ -331,7 +332,12 @@ class Pass:
                         result.not_started += not stop.is_set()
                     return
                 try:
-                    machine = with_retries(lambda: self.cloud.create(spec), "create")
+                    machine = with_retries(lambda: self.cloud.create(spec), "create",
+                                           not_after=self.deadline.at)
+                except NoTokenBeforeDeadline:  # a request not sent: the listing decides
+                    with lock:
+                        result.not_started += 1
+                    return
                 except (QuotaExceeded, Fatal) as exc:
                     stop.set()
                     with lock:

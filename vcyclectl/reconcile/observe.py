@@ -97,16 +97,18 @@ class _HeartbeatFiles(Mapping[str, str]):
 
 
 def observe(space: Space, cloud: Cloud, store: SpaceState,
-            clock: Callable[[], float] = time.time) -> Observed:
-    """List the cloud (all pages, retried) and read the state directory.
+            clock: Callable[[], float] = time.time, not_after: float | None = None
+            ) -> Observed:
+    """List the cloud (all pages, retried) and read the state directory; `not_after` (the
+    pass's deadline, monotonic) bounds waits for the cloud's rate limit.
 
     The time is taken before the listing: a heartbeat or a stop the listing shows happened
     before the listing ended, so judging it against the start errs only towards keeping.
     """
     taken_at = clock()
-    machines = with_retries(cloud.list_machines, "list")
+    machines = with_retries(cloud.list_machines, "list", not_after=not_after)
     injected_stall()
-    flavors = with_retries(cloud.flavors, "flavors")
+    flavors = with_retries(cloud.flavors, "flavors", not_after=not_after)
     records = store.records()
     observation = planner.Observation(
         machines=machines, records=records, reports=store.reports(_HeartbeatFiles(space, records)),

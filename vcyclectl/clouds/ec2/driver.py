@@ -34,7 +34,7 @@ from botocore.config import Config
 
 from vcyclectl import __version__
 from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, CloudContext
-from vcyclectl.clouds.ec2 import requests
+from vcyclectl.clouds.ec2 import requests, throttle
 from vcyclectl.clouds.ec2.errors import NOT_FOUND_CODES, ErrorTranslator, NoCapacity, error_code
 from vcyclectl.clouds.ec2.options import Ec2Options, is_ami_id
 from vcyclectl.clouds.ec2.session import botocore_session
@@ -76,7 +76,6 @@ def _tags_of(instance: requests.Described) -> dict[str, str]:
 
 
 
-
 class Ec2Cloud:
     """The `Cloud` driver for one `cloud: ec2` space."""
 
@@ -113,6 +112,8 @@ class Ec2Cloud:
                               read_timeout=opts.timeout_seconds,
                               max_pool_connections=32,
                               user_agent_extra=f"vcyclectl/{__version__}"))
+            #: The account's rate-limit buckets every request draws on (ec2/throttle.py).
+            self.rate_key = throttle.install(self.client, opts)
 
     # -- the contract ------------------------------------------------------------------
 

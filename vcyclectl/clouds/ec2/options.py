@@ -16,11 +16,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from vcyclectl.clouds.ec2.limits import RESOURCE_BUCKETS
+
 #: Tag keys the driver sets itself; an extra tag may not override them, or vcyclectl
 #: could lose track of (or adopt someone else's) machines.
 RESERVED_TAG_KEYS = frozenset({"Name", "vcyclectl-space", "vcyclectl-machinetype",
                                "vcyclectl-state-id"})
 
+_ACTION = re.compile(r"[A-Z][A-Za-z0-9]+")
 _AMI_ID = re.compile(r"ami-[0-9a-f]{8}([0-9a-f]{9})?")
 
 
@@ -63,6 +66,21 @@ class Ec2Options:
     retry_mode: Literal["standard", "adaptive"] = "standard"
     max_attempts: int = field(default=5, metadata={"min": 1, "max": 20})
     timeout_seconds: float = field(default=30.0, metadata={"min": 1.0, "max": 600.0})
+    #: Keep to EC2's documented API rate limits with a token bucket per account, region and
+    #: action, shared by every thread and space of the process (docs/clouds/ec2.md); false
+    #: for an EC2-compatible cloud without them.
+    rate_limits: bool = True
+    #: Per API action (e.g. RunInstances: 5), the request token bucket's size where this
+    #: account's differs from AWS's documented default; 0 with a 0 refill: no limit.
+    request_bucket_capacity: dict[str, float] = field(default_factory=dict,
+                                                      metadata={"min": 0.0})
+    #: Per API action (e.g. RunInstances: 2), request tokens refilled per second.
+    request_bucket_refill: dict[str, float] = field(default_factory=dict, metadata={"min": 0.0})
+    #: RunInstances/TerminateInstances: the resource (instance) token bucket's size.
+    resource_bucket_capacity: dict[str, float] = field(default_factory=dict,
+                                                       metadata={"min": 0.0})
+    #: RunInstances/TerminateInstances: resource tokens refilled per second.
+    resource_bucket_refill: dict[str, float] = field(default_factory=dict, metadata={"min": 0.0})
 
     def problems(self) -> list[tuple[str, str]]:
         """Rules that span fields, reported by `config check` at the key's line."""
@@ -88,6 +106,18 @@ class Ec2Options:
             found.append(("instance_types", "lists an instance type twice"))
         if len(set(self.subnets)) != len(self.subnets):
             found.append(("subnets", "lists a subnet twice"))
+        for name, table in (("resource_bucket_capacity", self.resource_bucket_capacity),
+                            ("resource_bucket_refill", self.resource_bucket_refill)):
+            unknown = sorted(set(table) - set(RESOURCE_BUCKETS))
+            if unknown:
+                found.append((name, f"only {', '.join(RESOURCE_BUCKETS)} have resource "
+                                    f"buckets, not {', '.join(unknown)}"))
+        for name, table in (("request_bucket_capacity", self.request_bucket_capacity),
+                            ("request_bucket_refill", self.request_bucket_refill)):
+            unknown = sorted(a for a in table if not _ACTION.fullmatch(a))
+            if unknown:
+                found.append((name, f"{', '.join(unknown)}: not an EC2 API action name "
+                                    "(like RunInstances)"))
         for key in self.tags:
             if key in RESERVED_TAG_KEYS or key.lower().startswith("aws:"):
                 found.append(("tags", f"tag {key!r} is set by vcyclectl or AWS itself"))

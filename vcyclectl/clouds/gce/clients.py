@@ -21,8 +21,12 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1
 from google.oauth2 import service_account
+import requests
 
+from vcyclectl.clouds.gce import limits
 from vcyclectl.clouds.gce.options import GceOptions
+from vcyclectl.clouds.ratelimit import Key, Limit
+from vcyclectl.clouds.ratelimit_http import limit_session
 from vcyclectl.errors import Fatal
 
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
@@ -39,11 +43,12 @@ class Clients:
 
 
 def make_clients(credentials: Credentials, options: GceOptions) -> Clients:
-    """A fresh set of clients on `credentials`, at `api_endpoint` if one is configured."""
+    """A fresh set of clients on `credentials`, at `api_endpoint` if one is configured,
+    every request of which takes its project's rate-limit token first (`limits`)."""
     kwargs: dict[str, Any] = {"credentials": credentials, "transport": "rest"}
     if options.api_endpoint:
         kwargs["client_options"] = ClientOptions(api_endpoint=options.api_endpoint)
-    return Clients(
+    clients = Clients(
         instances=compute_v1.InstancesClient(**kwargs),
         # operation.result() would poll through an internal client that ignores
         # client_options, so operations are waited for with our own client.
@@ -51,6 +56,24 @@ def make_clients(credentials: Credentials, options: GceOptions) -> Clients:
         global_operations=compute_v1.GlobalOperationsClient(**kwargs),
         machine_types=compute_v1.MachineTypesClient(**kwargs),
     )
+    project = options.project or ""
+
+    def classify(method: str, url: str) -> list[tuple[Key, Limit]]:
+        return limits.draws(project, method, url, options.read_requests_per_minute,
+                            options.write_requests_per_minute)
+
+    for client in (clients.instances, clients.zone_operations, clients.global_operations,
+                   clients.machine_types):
+        session = getattr(getattr(client, "_transport", None), "_session", None)
+        if isinstance(session, requests.Session):
+            limit_session(session, classify, rate_limited)
+    return clients
+
+
+def rate_limited(response: requests.Response) -> bool:
+    """HTTP 429, or the 403 `rateLimitExceeded` Compute Engine documents for its quotas."""
+    return response.status_code == 429 or (
+        response.status_code == 403 and "rateLimitExceeded" in response.text)
 
 
 def load_credentials(options: GceOptions, project: str) -> tuple[Credentials, str]:

@@ -92,6 +92,12 @@ class GceOptions:
                                                                       "max": 3600.0})
     request_timeout_seconds: float = field(default=60.0, metadata={"min": 1.0, "max": 600.0})
     retry_seconds: float = field(default=30.0, metadata={"min": 0.0, "max": 600.0})
+    #: Compute Engine read requests (get, list, operation waits) this project may make per
+    #: minute and quota group (global; per region): the documented default 1,500; raise it
+    #: to a granted quota, 0 for no client-side limit (docs/clouds/gce.md).
+    read_requests_per_minute: int = field(default=1500, metadata={"min": 0})
+    #: Compute Engine write requests (insert, delete) per minute and region: 1,500 default.
+    write_requests_per_minute: int = field(default=1500, metadata={"min": 0})
 
     @property
     def spot(self) -> bool:

@@ -15,6 +15,7 @@ from typing import TypedDict
 import openstack.config
 import openstack.connection
 
+from vcyclectl.clouds.openstack import throttle
 from vcyclectl.clouds.openstack.errors import ErrorTranslator
 from vcyclectl.clouds.openstack.options import OpenStackOptions
 from vcyclectl.errors import Fatal
@@ -52,6 +53,10 @@ def connect(options: OpenStackOptions, errors: ErrorTranslator) -> openstack.con
                    if v and any(w in k for w in ("secret", "password", "token"))]
         errors.secrets = tuple(str(s) for s in secrets)
         widen_connection_pool(conn)
+        session = getattr(getattr(conn, "session", None), "session", None)
+        if session is not None:
+            throttle.install(session, throttle.account_key(config.auth or {},
+                                                           config.region_name), options)
         # The session's call (not conn.authorize()) so keystoneauth's own exception types
         # reach the translator.
         conn.session.get_token()

@@ -73,6 +73,12 @@ class OpenStackOptions:
     page_size: int | None = field(default=None, metadata={"min": 1, "max": 1000})
     #: Seconds before one API call is abandoned (and reported as Transient).
     timeout_seconds: float = field(default=60.0, metadata={"min": 1, "max": 3600})
+    #: API requests a second to this cloud and project, shared by every thread and space of
+    #: the process (OpenStack has no universal limit: each site sets its own, see
+    #: docs/clouds/openstack.md); 0 for no client-side limit.
+    api_requests_per_second: float = field(default=10.0, metadata={"min": 0})
+    #: Requests that may go at once before `api_requests_per_second` paces them.
+    api_burst: int = field(default=50, metadata={"min": 1})
 
     def problems(self) -> list[tuple[str, str]]:
         """Cross-field rules: exactly one way to authenticate, and a complete one."""

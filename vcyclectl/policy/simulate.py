@@ -305,9 +305,9 @@ class Simulation:
                     key = self.group(o.space.name, m.machinetype)
                     other[key] = other.get(key, 0) + m.processors
         # Pure in these inputs: a pass asks up to four times (plan, re-plan, what-ifs).
-        key = (now, finished, tuple(sorted(other.items())))
-        if key != sim.policy_key:
-            sim.policy_key = key
+        made_from = (now, finished, tuple(sorted(other.items())))
+        if made_from != sim.policy_key:
+            sim.policy_key = made_from
             sim.policy = space_policy(self.config, sim.space, now, other_usage=other,
                                       finished_spend=finished)
         return sim.policy

@@ -138,7 +138,7 @@ def settled(space: Space, obs: Observation) -> tuple[Observation, Plan] | None:
     return None
 
 
-@settings(deadline=None, max_examples=300)
+@settings(deadline=None, max_examples=200)
 @given(worlds(), st.floats(0, 1, exclude_max=True))
 def test_a_quiet_plan_stays_quiet_until_the_bound(world: tuple[Space, Observation],
                                                   fraction: float) -> None:
@@ -158,6 +158,27 @@ def test_a_quiet_plan_stays_quiet_until_the_bound(world: tuple[Space, Observatio
     for t in (NOW + fraction * (horizon - NOW), math.nextafter(horizon, NOW)):
         later = plan(space, obs, t, names())
         assert later.actions == (), (t - NOW, until - NOW, later.actions)
+
+
+@settings(deadline=None, max_examples=150)
+@given(worlds(), st.floats(0, 1, exclude_max=True))
+def test_with_fresh_heartbeats_the_bound_ignores_their_age(
+        world: tuple[Space, Observation], fraction: float) -> None:
+    """What `simulate` does: each pass shows running machines with a heartbeat taken then."""
+    space, obs = world
+    found = settled(space, obs)
+    if found is None:
+        return
+    obs, p = found
+    until = quiet_until(space, obs, NOW, p, heartbeats_fresh=True)
+    assert until >= quiet_until(space, obs, NOW, p)
+    if until == NOW:
+        return
+    t = NOW + fraction * (min(until, NOW + 30 * 86400.0) - NOW)
+    fresh = [replace(m, heartbeat_at=t) if m.state is MachineState.RUNNING else m
+             for m in obs.machines]
+    later = plan(space, replace(obs, machines=fresh), t, names())
+    assert later.actions == (), (t - NOW, until - NOW, later.actions)
 
 
 def test_a_plan_that_acts_is_not_quiet() -> None:

@@ -11,8 +11,8 @@ this module adds when the simulator's own inputs to the planner change (`sim_dea
 - a campaign starting or ending (the policy's tiers, and the other spaces' usage it reads).
 
 What the simulator hands the planner and does not count as a change: the heartbeat a
-checked machine shows, which the simulator refreshes every pass (a fresh heartbeat can only
-keep a machine; the planner's bound already assumes the older one), and each pass's `now`.
+checked machine shows, which the simulator refreshes every pass, so it is never stale (the
+planner's bound is asked with `heartbeats_fresh`), and each pass's `now`.
 Other spaces' machines change a space's policy only through a campaign given in
 processors; when a config has one, any pass that acts ends every other space's quiet spell
 (`Simulation.run`).

@@ -258,7 +258,7 @@ class Simulation:
                     other.quiet_until = -math.inf
             return
         fizzle = {n: mt.fizzle_seconds for n, mt in sim.space.machinetypes.items()}
-        sim.quiet_until = min(quiet_until(sim.space, obs, now, p),
+        sim.quiet_until = min(quiet_until(sim.space, obs, now, p, heartbeats_fresh=True),
                               sim_deadlines(self.config, sim.machines.values(), fizzle, now))
 
     def skipped_pass(self, sim: _SpaceSim, now: float) -> None:

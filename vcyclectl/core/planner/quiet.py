@@ -45,15 +45,20 @@ def before(t: float) -> float:
     return t - 1e-3 - abs(t) * _EPSILON
 
 
-def quiet_until(space: Space, obs: Observation, now: float, plan: Plan) -> float:
+def quiet_until(space: Space, obs: Observation, now: float, plan: Plan, *,
+                heartbeats_fresh: bool = False) -> float:
     """For `plan` (made at `now` from `obs`) with no actions: a time before which planning
     again with the same observation would also decide nothing. `now` when it cannot say
-    (the plan acts, a demand reading steers it, pacing may let a machine in)."""
+    (the plan acts, a demand reading steers it, pacing may let a machine in).
+
+    `heartbeats_fresh`: the caller will show every running machine with a heartbeat taken
+    at the time it plans (the simulator does), so no heartbeat can go stale; the bound
+    then holds for that observation, which differs from `obs` only in heartbeats."""
     if plan.actions or obs.demand:
         return now
     deadlines = [_pacing_ends(space, obs, now)]
     deadlines.extend(plan.backoff_until.values())
-    deadlines.extend(_machine_deadlines(space, obs, now))
+    deadlines.extend(_machine_deadlines(space, obs, now, heartbeats_fresh))
     deadlines.extend(_intent_deadlines(space, obs, now))
     drains = obs.drains
     for mark in (drains.space, *drains.machinetypes.values()):
@@ -98,7 +103,8 @@ def _pacing_ends(space: Space, obs: Observation, now: float) -> float:
     return money.end_at - left * 3600.0 / cheapest
 
 
-def _machine_deadlines(space: Space, obs: Observation, now: float) -> list[float]:
+def _machine_deadlines(space: Space, obs: Observation, now: float,
+                       heartbeats_fresh: bool) -> list[float]:
     """The instants a per-machine rule or a proof of work can change (machines.py, fill.py)."""
     out: list[float] = []
     drains = obs.drains
@@ -122,7 +128,7 @@ def _machine_deadlines(space: Space, obs: Observation, now: float) -> list[float
             out.append(created + space.create_timeout_seconds)
         if started is not None:
             out.append(started + mt.fizzle_seconds)  # heartbeat checks, proof of work
-            if mt.heartbeat_checked:
+            if mt.heartbeat_checked and not heartbeats_fresh:
                 beats = [b for b in (m.heartbeat_at, obs.reports[m.name].heartbeat_at
                                      if m.name in obs.reports else None) if b is not None]
                 if beats:

@@ -66,6 +66,8 @@ class _Machine:
     #: Its community, and what it adds to that community's spend per step (`accrue`).
     group: str = ""
     accrual: float = 0.0
+    #: Its machinetype's `max_wallclock_seconds` (0 if unconfigured): what it reserves.
+    wallclock: float = 0.0
 
 
 @dataclass
@@ -149,6 +151,9 @@ class Simulation:
         self.max_drain = 0.0
         #: Passes the planner was run for (the rest were skipped as known to do nothing).
         self.planned = 0
+        #: Processors per community and draining, as `row` last counted them; None once a
+        #: pass acts (a pass without actions changes neither machines nor drain marks).
+        self._counted: tuple[dict[str, int], int] | None = None
 
     def group(self, space: str, machinetype: str) -> str:
         """The community a machinetype counts for (itself when it is in none)."""
@@ -202,6 +207,8 @@ class Simulation:
         self.planned += 1
         obs = self.observe(sim, now)
         p = plan(sim.space, obs, now, sim.names)
+        if p.actions:
+            self._counted = None  # machines or drain marks change: `row` counts again
         if self.skip_quiet:
             self.note_quiet(sim, obs, p, now)
         for a in p.actions:
@@ -234,10 +241,12 @@ class Simulation:
                 options, no_work_probability=options.no_work_probability if has_work else 1.0),
                 spot=a.flavor.spot)
             price = a.flavor.price_per_hour
+            mt = sim.space.machinetypes.get(a.machinetype)
             sim.machines[a.name] = _Machine(
                 a.name, a.machinetype, a.processors, a.flavor, now, life,
                 group=self.group(sim.space.name, a.machinetype),
-                accrual=price * self.step / 3600.0 if price else 0.0)
+                accrual=price * self.step / 3600.0 if price else 0.0,
+                wallclock=mt.max_wallclock_seconds if mt else 0.0)
             sim.records[a.name] = MachineRecord(
                 name=a.name, space=sim.space.name, machinetype=a.machinetype,
                 state=MachineState.CREATING, processors=a.processors, created_at=now,
@@ -415,14 +424,9 @@ class Simulation:
         from vcyclectl.core.times import iso
 
         row: dict[str, Any] = {"time": now, "date": iso(now)}
-        processors = {c: 0 for c in self.communities}
-        draining = 0
-        for sim in self.spaces:
-            marks = sim.marks
-            for m in sim.machines.values():
-                processors[m.group] += m.processors
-                if m.name in marks:
-                    draining += m.processors
+        if self._counted is None:
+            self._counted = self.count_processors()
+        processors, draining = self._counted
         for c in self.communities:
             row[f"processors:{c}"] = processors[c]
         row["processors_draining"] = draining
@@ -434,15 +438,15 @@ class Simulation:
                 if sim.space.name not in budget.spaces:
                     continue
                 spent += sim.initial_spend + sim.ledger.spent(budget.start_at, budget.end_at)
+                margin = budget.reserve_margin_seconds
                 for m in sim.machines.values():
                     if m.created_at < budget.start_at:
                         continue
                     price = m.flavor.price_per_hour or 0.0
-                    spent += machine_cost(price, m.created_at, now)
-                    mt = sim.space.machinetypes.get(m.machinetype)
-                    wallclock = (mt.max_wallclock_seconds if mt else 0.0) + \
-                        budget.reserve_margin_seconds
-                    reserved += price * max(0.0, m.created_at + wallclock - now) / 3600.0
+                    if price:  # `machine_cost`, inline: the same product, in the same order
+                        spent += price * max(0.0, now - m.created_at) / 3600.0
+                    reserved += price * max(0.0, m.created_at + (m.wallclock + margin) - now) \
+                        / 3600.0
                     rate += price
             elapsed = min(max(now - budget.start_at, 0.0), budget.end_at - budget.start_at)
             row[f"budget:{budget.name}:spent"] = spent
@@ -454,6 +458,18 @@ class Simulation:
                 paced_rate(budget.amount, spent, now, budget.end_at)
                 if budget.start_at <= now < budget.end_at else 0.0)
         return row
+
+    def count_processors(self) -> tuple[dict[str, int], int]:
+        """Processors per community, and those draining, over every space."""
+        processors = {c: 0 for c in self.communities}
+        draining = 0
+        for sim in self.spaces:
+            marks = sim.marks
+            for m in sim.machines.values():
+                processors[m.group] += m.processors
+                if m.name in marks:
+                    draining += m.processors
+        return processors, draining
 
     def budget_summary(self, rows: Sequence[Mapping[str, Any]],
                        now: float) -> dict[str, dict[str, float]]:

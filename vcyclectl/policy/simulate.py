@@ -338,17 +338,16 @@ class Simulation:
         else:
             state, started, stopped = MachineState.STOPPED, life.started_at, life.stopped_at
             message, until = life.message, math.inf
+        mt = sim.space.machinetypes.get(m.machinetype)
+        beating = mt is not None and mt.heartbeat_checked and state is MachineState.RUNNING
         m.view = CloudMachine(
             id=m.name, name=m.name, space=sim.space.name, machinetype=m.machinetype,
             state=state, processors=m.processors, created_at=m.created_at,
             started_at=started, stopped_at=stopped, flavor=m.flavor.name, zone="local",
             spot=m.flavor.spot, preempted=life.preempted and stopped is not None,
-            heartbeat_at=stopped, shutdown_message=message)
-        m.view_until = until
-        mt = sim.space.machinetypes.get(m.machinetype)
-        if mt is not None and mt.heartbeat_checked and state is MachineState.RUNNING:
-            m.view = replace(m.view, heartbeat_at=now)
-            m.view_until = min(until, now + self.step / 2)  # a fresh heartbeat every pass
+            heartbeat_at=now if beating else stopped, shutdown_message=message)
+        # a fresh heartbeat every pass
+        m.view_until = min(until, now + self.step / 2) if beating else until
         return m.view
 
     def _finish(self, sim: _SpaceSim, m: _Machine, now: float) -> None:

@@ -86,7 +86,7 @@ def test_a_budget_that_runs_out(tmp_path: Path, seed: int, amount: float,
     cfg = replace(cfg, spaces={"s": replace(space, cloud_options=options)})
     # Pacing keeps a budget open to its end (it spends what is left), so few passes here
     # are quiet: the case checks that the few that are skipped change nothing.
-    both_ways(tmp_path, cfg, demand, budget.start_at, budget.end_at, step_seconds=600.0,
+    both_ways(tmp_path, cfg, demand, budget.start_at, budget.end_at, step_seconds=budgeted.STEP,
               seed=seed, check_latency=True)
 
 

@@ -16,7 +16,10 @@ only when plotting). With `check_latency`, each pass also asks the planner what 
 communities that have shown work would get if every backfill machine were gone; while that is
 more than they have, they are waiting for backfill, and the longest wait is reported.
 
-It is one module of about 400 lines because the loop, its what-ifs and its bookkeeping all
+Passes known to do nothing are skipped (`simquiet`, `core.planner.quiet`): same rows, same
+summary, as `skip_quiet=False`, which plans every pass, shows.
+
+It is one module of about 500 lines because the loop, its what-ifs and its bookkeeping all
 work on the simulated spaces' state; demand profiles (`demand`) and the report and its plot
 (`simreport`) are apart.
 """

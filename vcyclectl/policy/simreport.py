@@ -27,6 +27,9 @@ class SimReport:
     simulated_seconds: float
     cpu_seconds: float
     passes: int
+    #: Of `passes`, those the planner was run for; the others were known to do nothing and
+    #: skipped (`simquiet`). Not in the summary: it says how, not what, was simulated.
+    planned: int = 0
 
     @property
     def months_per_cpu_second(self) -> float:

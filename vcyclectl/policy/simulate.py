@@ -16,7 +16,10 @@ only when plotting). With `check_latency`, each pass also asks the planner what 
 communities that have shown work would get if every backfill machine were gone; while that is
 more than they have, they are waiting for backfill, and the longest wait is reported.
 
-It is one module of about 400 lines because the loop, its what-ifs and its bookkeeping all
+Passes known to do nothing are skipped (`simquiet`, `core.planner.quiet`): same rows, same
+summary, as `skip_quiet=False`, which plans every pass, shows.
+
+It is one module of about 500 lines because the loop, its what-ifs and its bookkeeping all
 work on the simulated spaces' state; demand profiles (`demand`) and the report and its plot
 (`simreport`) are apart.
 """
@@ -35,15 +38,17 @@ from vcyclectl.policy.budget import Ledger, machine_cost
 from vcyclectl.clouds.local.driver import Life, life_of
 from vcyclectl.clouds.local.options import LocalOptions
 from vcyclectl.config import Config, Space
-from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState
+from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState, Plan
 from vcyclectl.core.names import random_names
 from vcyclectl.core.planner import POLICY_DRAIN, Observation, plan
+from vcyclectl.core.planner.quiet import quiet_until
 from vcyclectl.core.provisioning import (SpacePolicy, budget_of, community_of, paced_rate,
                               space_policy)
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord
 from vcyclectl.policy.cloudmodel import space_model, unmodelled_spaces
 from vcyclectl.policy.demand import Demand, bursts, demand_from_campaigns, load_demand
 from vcyclectl.policy.demandsim import model_readings
+from vcyclectl.policy.simquiet import sim_deadlines, spans_spaces
 from vcyclectl.policy.simreport import SimReport, plot
 
 DAY = 86400.0
@@ -61,6 +66,11 @@ class _Machine:
     life: Life
     view: CloudMachine | None = None
     view_until: float = -math.inf
+    #: Its community, and what it adds to that community's spend per step (`accrue`).
+    group: str = ""
+    accrual: float = 0.0
+    #: Its machinetype's `max_wallclock_seconds` (0 if unconfigured): what it reserves.
+    wallclock: float = 0.0
 
 
 @dataclass
@@ -77,6 +87,26 @@ class _SpaceSim:
     initial_spend: float = 0.0
     policy: SpacePolicy | None = None
     per_machinetype: dict[str, LocalOptions] = field(default_factory=dict)
+    #: Passes before this instant are known to do nothing (`simquiet`): skipped.
+    quiet_until: float = -math.inf
+    #: Whether the last `measure_wait` ran its what-ifs (then a skipped pass runs it too).
+    wait_planned: bool = False
+    #: The last policy made and what it was made from (`policy_for`).
+    policy_key: tuple[Any, ...] | None = None
+
+
+def as_stopped(view: CloudMachine, now: float) -> CloudMachine:
+    """`view` as if it had just ended its work at `now`: equal to `dataclasses.replace(view,
+    state=STOPPED, stopped_at=now, shutdown_message="200 ...")`, made by copying its fields
+    (a tenth of replace's cost; the what-ifs make one per backfill machine per pass, and
+    `CloudMachine` has no `__post_init__` to run)."""
+    copy = object.__new__(CloudMachine)
+    fields = copy.__dict__
+    fields.update(view.__dict__)
+    fields["state"] = MachineState.STOPPED
+    fields["stopped_at"] = now
+    fields["shutdown_message"] = "200 Intended work completed ok"
+    return copy
 
 
 def check_modelled(config: Config, what: str) -> list[str]:
@@ -100,8 +130,12 @@ class Simulation:
     def __init__(self, config: Config, demand: Demand, start: float, end: float, *,
                  step_seconds: float = 600.0, seed: int = 0, check_latency: bool = False,
                  initial_spend: Mapping[str, float] | None = None, tail: bool = True,
-                 signals: bool = False) -> None:
+                 signals: bool = False, skip_quiet: bool = True) -> None:
         self.config = config
+        #: Skip passes known to do nothing (`simquiet`); False plans every pass (the
+        #: reference the skipping is tested against: same CSV, same summary).
+        self.skip_quiet = skip_quiet
+        self._spans_spaces = spans_spaces(config)
         #: Hand the planner demand readings from `demand`'s queue model (docs/demand.md).
         self.signals = signals
         #: What machines that ended "300 no work" cost, per community (and how many).
@@ -132,6 +166,11 @@ class Simulation:
         self.waiting_since: dict[tuple[str, str], float] = {}
         self.max_wait: dict[str, float] = {}
         self.max_drain = 0.0
+        #: Passes the planner was run for (the rest were skipped as known to do nothing).
+        self.planned = 0
+        #: Processors per community and draining, as `row` last counted them; None once a
+        #: pass acts (a pass without actions changes neither machines nor drain marks).
+        self._counted: tuple[dict[str, int], int] | None = None
 
     def group(self, space: str, machinetype: str) -> str:
         """The community a machinetype counts for (itself when it is in none)."""
@@ -159,7 +198,10 @@ class Simulation:
         while now < self.end or (self.tail and now < hard_stop and any(
                 sim.machines for sim in self.spaces if sim.space.name in budget_spaces)):
             for sim in self.spaces:
-                self.one_pass(sim, now)
+                if now < sim.quiet_until:
+                    self.skipped_pass(sim, now)
+                else:
+                    self.one_pass(sim, now)
                 passes += 1
             rows.append(self.row(now))
             self.accrue(self.step)
@@ -174,12 +216,18 @@ class Simulation:
                          budgets=budgets, max_wait_seconds=dict(self.max_wait),
                          max_drain_seconds=self.max_drain,
                          simulated_seconds=now - self.start,
-                         cpu_seconds=time.process_time() - cpu, passes=passes)
+                         cpu_seconds=time.process_time() - cpu, passes=passes,
+                         planned=self.planned)
 
     def one_pass(self, sim: _SpaceSim, now: float) -> None:
         """What `reconcile.Pass` does: plan, bookkeeping, deletes, re-plan, creates."""
+        self.planned += 1
         obs = self.observe(sim, now)
         p = plan(sim.space, obs, now, sim.names)
+        if p.actions:
+            self._counted = None  # machines or drain marks change: `row` counts again
+        if self.skip_quiet:
+            self.note_quiet(sim, obs, p, now)
         for a in p.actions:
             if a.kind is ActionKind.UPDATE and POLICY_DRAIN in a.changes:
                 sim.marks[a.name] = DrainMark(a.name, float(a.changes[POLICY_DRAIN]),
@@ -209,8 +257,13 @@ class Simulation:
             life = life_of(a.name, now, replace(
                 options, no_work_probability=options.no_work_probability if has_work else 1.0),
                 spot=a.flavor.spot)
-            sim.machines[a.name] = _Machine(a.name, a.machinetype, a.processors, a.flavor, now,
-                                            life)
+            price = a.flavor.price_per_hour
+            mt = sim.space.machinetypes.get(a.machinetype)
+            sim.machines[a.name] = _Machine(
+                a.name, a.machinetype, a.processors, a.flavor, now, life,
+                group=self.group(sim.space.name, a.machinetype),
+                accrual=price * self.step / 3600.0 if price else 0.0,
+                wallclock=mt.max_wallclock_seconds if mt else 0.0)
             sim.records[a.name] = MachineRecord(
                 name=a.name, space=sim.space.name, machinetype=a.machinetype,
                 state=MachineState.CREATING, processors=a.processors, created_at=now,
@@ -218,6 +271,28 @@ class Simulation:
                 hs06=a.processors * sim.space.machinetypes[a.machinetype].hs06_per_processor,
                 price_per_hour=a.flavor.price_per_hour)
         if self.check_latency and sim.policy is not None:
+            self.measure_wait(sim, now)
+
+    def note_quiet(self, sim: _SpaceSim, obs: Observation, p: Plan, now: float) -> None:
+        """After planning a pass: until when the next ones are known to do nothing (a plan
+        with no actions, the planner's bound and the simulator's own, `simquiet`); a plan
+        that acts ends the quiet spell of every space its machines can steer."""
+        if p.actions:
+            sim.quiet_until = -math.inf
+            if self._spans_spaces:
+                for other in self.spaces:
+                    other.quiet_until = -math.inf
+            return
+        fizzle = {n: mt.fizzle_seconds for n, mt in sim.space.machinetypes.items()}
+        sim.quiet_until = min(quiet_until(sim.space, obs, now, p, heartbeats_fresh=True),
+                              sim_deadlines(self.config, sim.machines.values(), fizzle, now))
+
+    def skipped_pass(self, sim: _SpaceSim, now: float) -> None:
+        """A pass known to plan nothing: only the backfill-wait what-ifs, when the last
+        pass ran them, are run again (they may find a different wait each step; when they
+        did not run, what they found holds until a deadline `simquiet` counts)."""
+        if self.check_latency and sim.policy is not None and sim.wait_planned:
+            sim.policy = self.policy_for(sim, now)
             self.measure_wait(sim, now)
 
     def options_for(self, sim: _SpaceSim, machinetype: str) -> LocalOptions:
@@ -232,9 +307,7 @@ class Simulation:
         sim.policy = self.policy_for(sim, now)
         machines = [self.view(sim, m, now) for m in sim.machines.values()]
         if stopped is not None:
-            machines = [replace(m, state=MachineState.STOPPED, stopped_at=now,
-                                shutdown_message="200 Intended work completed ok")
-                        if m.name in stopped else m for m in machines]
+            machines = [as_stopped(m, now) if m.name in stopped else m for m in machines]
         records = sim.records
         return Observation(machines=machines, records=records,
                            drains=Drains(machines=sim.marks) if sim.marks else Drains(),
@@ -255,8 +328,22 @@ class Simulation:
                 for m in o.machines.values():
                     key = self.group(o.space.name, m.machinetype)
                     other[key] = other.get(key, 0) + m.processors
-        return space_policy(self.config, sim.space, now, other_usage=other,
-                            finished_spend=finished)
+        # Pure in these inputs: a pass asks up to four times (plan, re-plan, what-ifs).
+        made_from = (now, finished, tuple(sorted(other.items())))
+        last = sim.policy_key
+        if made_from == last:
+            return sim.policy
+        sim.policy_key = made_from
+        if last is not None and last[0] == now and last[2] == made_from[2] and \
+                sim.policy is not None and sim.policy.money is not None:
+            # Only the spend of machines that ended moved (a re-plan after deletions):
+            # `space_policy` would make the same tiers and the same money but this figure.
+            sim.policy = replace(sim.policy, money=replace(sim.policy.money,
+                                                           finished_spend=finished))
+        else:
+            sim.policy = space_policy(self.config, sim.space, now, other_usage=other,
+                                      finished_spend=finished)
+        return sim.policy
 
     def view(self, sim: _SpaceSim, m: _Machine, now: float) -> CloudMachine:
         """The machine as the cloud lists it now; cached until its next change of state."""
@@ -275,17 +362,16 @@ class Simulation:
         else:
             state, started, stopped = MachineState.STOPPED, life.started_at, life.stopped_at
             message, until = life.message, math.inf
+        mt = sim.space.machinetypes.get(m.machinetype)
+        beating = mt is not None and mt.heartbeat_checked and state is MachineState.RUNNING
         m.view = CloudMachine(
             id=m.name, name=m.name, space=sim.space.name, machinetype=m.machinetype,
             state=state, processors=m.processors, created_at=m.created_at,
             started_at=started, stopped_at=stopped, flavor=m.flavor.name, zone="local",
             spot=m.flavor.spot, preempted=life.preempted and stopped is not None,
-            heartbeat_at=stopped, shutdown_message=message)
-        m.view_until = until
-        mt = sim.space.machinetypes.get(m.machinetype)
-        if mt is not None and mt.heartbeat_checked and state is MachineState.RUNNING:
-            m.view = replace(m.view, heartbeat_at=now)
-            m.view_until = min(until, now + self.step / 2)  # a fresh heartbeat every pass
+            heartbeat_at=now if beating else stopped, shutdown_message=message)
+        # a fresh heartbeat every pass
+        m.view_until = min(until, now + self.step / 2) if beating else until
         return m.view
 
     def _finish(self, sim: _SpaceSim, m: _Machine, now: float) -> None:
@@ -302,11 +388,13 @@ class Simulation:
                         "processors": m.processors, "machinetype": m.machinetype})
 
     def accrue(self, seconds: float) -> None:
+        spend = self.spend_by_group
         for sim in self.spaces:
             for m in sim.machines.values():
                 if m.flavor.price_per_hour:
-                    key = self.group(sim.space.name, m.machinetype)
-                    self.spend_by_group[key] += m.flavor.price_per_hour * seconds / 3600.0
+                    # the same product as `price * seconds / 3600`, made once per machine
+                    spend[m.group] += m.accrual if seconds == self.step else \
+                        m.flavor.price_per_hour * seconds / 3600.0
 
     # -- what a pass is measured by ------------------------------------------------------
     def measure_wait(self, sim: _SpaceSim, now: float) -> None:
@@ -316,15 +404,19 @@ class Simulation:
         gets more in the second is waiting on backfill nobody asked to make room."""
         assert sim.policy is not None
         backfill = sim.policy.backfill_machinetypes
+        sim.wait_planned = False
         if not backfill:
             return
         waiting: set[str] = set()
         proven = {mt for mt in sim.space.machinetypes if mt not in backfill and
                   self._proven(sim, mt, now)}
-        if proven and any(m.machinetype in backfill for m in sim.machines.values()):
-            leaving = {n for n, m in sim.machines.items() if m.machinetype in backfill and
-                       n in sim.marks}
-            everything = {n for n, m in sim.machines.items() if m.machinetype in backfill}
+        leaving = {n for n, m in sim.machines.items() if m.machinetype in backfill and
+                   n in sim.marks} if proven else set()
+        everything = {n for n, m in sim.machines.items() if m.machinetype in backfill} \
+            if proven else set()
+        # All backfill already leaving: the two what-ifs see the same, so nobody waits.
+        if proven and everything and everything != leaving:
+            sim.wait_planned = True
             unproven = [mt for mt in sim.space.machinetypes
                          if mt not in backfill and mt not in proven]
             covered = plan(sim.space, self.observe(sim, now, stopped=leaving, idle=unproven),
@@ -355,13 +447,9 @@ class Simulation:
         from vcyclectl.core.times import iso
 
         row: dict[str, Any] = {"time": now, "date": iso(now)}
-        processors = {c: 0 for c in self.communities}
-        draining = 0
-        for sim in self.spaces:
-            for m in sim.machines.values():
-                processors[self.group(sim.space.name, m.machinetype)] += m.processors
-                if m.name in sim.marks:
-                    draining += m.processors
+        if self._counted is None:
+            self._counted = self.count_processors()
+        processors, draining = self._counted
         for c in self.communities:
             row[f"processors:{c}"] = processors[c]
         row["processors_draining"] = draining
@@ -373,15 +461,15 @@ class Simulation:
                 if sim.space.name not in budget.spaces:
                     continue
                 spent += sim.initial_spend + sim.ledger.spent(budget.start_at, budget.end_at)
+                margin = budget.reserve_margin_seconds
                 for m in sim.machines.values():
                     if m.created_at < budget.start_at:
                         continue
                     price = m.flavor.price_per_hour or 0.0
-                    spent += machine_cost(price, m.created_at, now)
-                    mt = sim.space.machinetypes.get(m.machinetype)
-                    wallclock = (mt.max_wallclock_seconds if mt else 0.0) + \
-                        budget.reserve_margin_seconds
-                    reserved += price * max(0.0, m.created_at + wallclock - now) / 3600.0
+                    if price:  # `machine_cost`, inline: the same product, in the same order
+                        spent += price * max(0.0, now - m.created_at) / 3600.0
+                    reserved += price * max(0.0, m.created_at + (m.wallclock + margin) - now) \
+                        / 3600.0
                     rate += price
             elapsed = min(max(now - budget.start_at, 0.0), budget.end_at - budget.start_at)
             row[f"budget:{budget.name}:spent"] = spent
@@ -393,6 +481,18 @@ class Simulation:
                 paced_rate(budget.amount, spent, now, budget.end_at)
                 if budget.start_at <= now < budget.end_at else 0.0)
         return row
+
+    def count_processors(self) -> tuple[dict[str, int], int]:
+        """Processors per community, and those draining, over every space."""
+        processors = {c: 0 for c in self.communities}
+        draining = 0
+        for sim in self.spaces:
+            marks = sim.marks
+            for m in sim.machines.values():
+                processors[m.group] += m.processors
+                if m.name in marks:
+                    draining += m.processors
+        return processors, draining
 
     def budget_summary(self, rows: Sequence[Mapping[str, Any]],
                        now: float) -> dict[str, dict[str, float]]:

@@ -128,3 +128,5 @@ class _PlannerBase:
         self.seen: list[_Seen] = []
         self.backfill_held = False
         self._proven: set[str] | None = None
+        #: flavor name -> list price per hour, made on first use (`price_of`).
+        self._list_prices: dict[str, float] | None = None

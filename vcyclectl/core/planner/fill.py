@@ -103,10 +103,13 @@ class _Filling(_Signalled):
             return s.record.price_per_hour
         flavor = (s.machine.flavor if s.machine is not None else None) or \
             (s.record.flavor if s.record is not None else None)
-        for f in self.obs.flavors:
-            if f.name == flavor and f.price_per_hour is not None:
-                return f.price_per_hour
-        return 0.0  # adopted, of a flavor the cloud no longer lists: nothing known
+        if self._list_prices is None:  # once per plan: this is asked once per machine
+            self._list_prices = {}
+            for f in self.obs.flavors:
+                if f.price_per_hour is not None:
+                    self._list_prices.setdefault(f.name, f.price_per_hour)  # the first listed
+        # None (adopted, of a flavor the cloud no longer lists): nothing known, 0
+        return self._list_prices.get(flavor, 0.0) if flavor is not None else 0.0
 
     def usage(self, money: SpaceMoney | None) -> _Usage:
         """One walk over the machines: per machinetype what counts against limits, and the
@@ -136,7 +139,7 @@ class _Filling(_Signalled):
             usage.realized += price * age / 3600.0
             usage.reserved += held
             usage.unrealized[mt] = usage.unrealized.get(mt, 0.0) + held - price * age / 3600.0
-            if s.counts:
+            if s.pending_delete or not s.leaving:  # `_Seen.counts`, inline
                 rate[mt] = rate.get(mt, 0.0) + price
         return usage
 

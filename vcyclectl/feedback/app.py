@@ -42,6 +42,7 @@ from vcyclectl.vm import tokens
 from vcyclectl.config import SPACE_NAME, Config
 from vcyclectl.errors import StateError
 from vcyclectl.state.files import JournalTail, ensure_dir, read_json, write_atomic
+from vcyclectl.state.heartbeats import write_heartbeat
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord
 from vcyclectl.state.store import JOB_OUTPUT_NAME, SpaceState, StateDir, valid_machine_name
 
@@ -285,10 +286,10 @@ class FeedbackApp:
         body = read_bounded(environ["wsgi.input"], REPORT_BYTES)
         request_read()
         folder = store.machine_outputs_dir(name)
-        ensure_dir(folder)
-        # A heartbeat lost in a crash only looks stale; an fsync per heartbeat would set the
-        # service's tail latency. A shutdown message is kept durably.
-        write_atomic(folder / filename, body, durable=not heartbeat)
+        if heartbeat:  # overwritten in place, no fsync: vcyclectl.state.heartbeats says why
+            write_heartbeat(folder / filename, body)
+        else:  # a shutdown message is kept atomically and durably
+            write_atomic(folder / filename, body)
         return Reply(204)
 
 

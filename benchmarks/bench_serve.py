@@ -1,17 +1,28 @@
 """Load benchmark for `vcyclectl serve` on loopback: N machines heartbeating.
 
-Makes a state directory with N machine records (default 10,000) in one space, starts
-`vcyclectl serve` as a real process on a free 127.0.0.1 port, and drives heartbeats from
-client processes at a fixed offered rate (open loop: each request has a scheduled send
-time and its latency is measured from that time, so a stalled server is not hidden by a
-client that waits). Every machine PUTs `joboutputs/heartbeat` with its own token, in turn.
-Prints sustained requests/s and p50/p90/p99/max latency; exits 1 if the aim (default
-1,000 req/s with p99 under 50 ms) is missed or any request fails.
+Makes a state directory with N machine records (default 10,000) in one space, each with
+the heartbeat file an earlier heartbeat left (the steady state; `--first-heartbeats` for
+none), starts `vcyclectl serve` as a real process on a free 127.0.0.1 port, and drives
+heartbeats from client processes at a fixed offered rate (open loop: each request has a
+scheduled send time and its latency is measured from that time, so a stalled server is
+not hidden by a client that waits). Every machine PUTs `joboutputs/heartbeat` with its own
+token, in turn. Prints, per run, sustained requests/s, p50/p90/p99/max latency and serve's
+CPU time per request (user + system of all its processes: what a change saves, even on a
+machine busy with other work, where latency is set by CPU contention), then the spread of
+p99 over the runs; exits 1 if the aim (default 1,000 req/s with a median p99 under 50 ms)
+is missed or any request fails. The first line names the filesystem the state directory
+is on: the default is the system temp dir, which may be tmpfs on some machines.
 
-Bounded in count and time: at most --requests requests, at most --seconds of load.
+For before/after figures in one run, `--baseline DIR` also runs `serve` from an older
+copy of the package (`git archive main vcyclectl | tar -x -C DIR`) and `--compare-root
+/dev/shm` this checkout with the state directory on tmpfs, interleaved round by round
+(`--rounds N`), so that both see the same background load.
+
+Bounded in count and time: at most --requests requests, at most --seconds of load per run.
 
     .venv/bin/python benchmarks/bench_serve.py [--machines 10000] [--rate 1000]
         [--seconds 10] [--requests 12000] [--clients 2] [--connections 16]
+        [--state-root DIR] [--baseline DIR] [--compare-root DIR] [--rounds N]
 """
 
 from __future__ import annotations
@@ -172,11 +183,12 @@ def serve_command(code: str | None) -> list[str]:
     return [sys.executable, "-c", _FROM_FOLDER, code]
 
 
-def run_once(args: argparse.Namespace, label: str, code: str | None) -> Run:
+def run_once(args: argparse.Namespace, label: str, code: str | None,
+             state_root: str | None) -> Run:
     """A fresh state directory, one `serve`, one open-loop load; then the figures."""
     from vcyclectl.vm.tokens import machine_token
 
-    with tempfile.TemporaryDirectory(prefix="bench-serve-", dir=args.state_root) as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-serve-", dir=state_root) as tmp:
         root = Path(tmp)
         config, names = make_state(root, args.machines, heartbeated=not args.first_heartbeats)
         state = root / "state"
@@ -297,6 +309,9 @@ def main() -> int:
                         help="also run serve from the vcyclectl package copy in DIR (e.g. "
                              "`git archive main vcyclectl | tar -x -C DIR`), alternating "
                              "with this checkout, for before/after figures in one run")
+    parser.add_argument("--compare-root", default=None, metavar="DIR",
+                        help="also run this checkout with the state directory under DIR "
+                             "(e.g. /dev/shm, tmpfs), interleaved: what the disk costs")
     parser.add_argument("--first-heartbeats", action="store_true",
                         help="start with no joboutputs, so every request is a machine's "
                              "first heartbeat (default: each has heartbeated before)")
@@ -309,16 +324,19 @@ def main() -> int:
           f"({'first heartbeats' if args.first_heartbeats else 'heartbeated before'}), offered "
           f"{args.rate:.0f} req/s, workers {args.workers}x{args.threads} threads, "
           f"cores {os.cpu_count()}", flush=True)
-    variants: list[tuple[str, str | None]] = [("this", None)]
+    variants: list[tuple[str, str | None, str | None]] = [("this", None, args.state_root)]
     if args.baseline:
-        variants.insert(0, ("baseline", os.path.abspath(args.baseline)))
-    runs: dict[str, list[Run]] = {label: [] for label, _ in variants}
+        variants.insert(0, ("baseline", os.path.abspath(args.baseline), args.state_root))
+    if args.compare_root:
+        print(f"this-cmp: state on {args.compare_root}: {filesystem_of(args.compare_root)}")
+        variants.append(("this-cmp", None, args.compare_root))
+    runs: dict[str, list[Run]] = {label: [] for label, _, _ in variants}
     for _ in range(args.rounds):
-        for label, code in variants:
-            run = run_once(args, label, code)
+        for label, code, root in variants:
+            run = run_once(args, label, code, root)
             runs[label].append(run)
             show(run)
-    for label, _ in variants:
+    for label, _, _ in variants:
         summary(label, runs[label])
     if args.baseline:
         ratio = (statistics.median(r.p99 for r in runs["this"])

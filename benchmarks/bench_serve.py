@@ -162,6 +162,7 @@ class Run:
     p99: float
     worst: float
     cpu_ms: float  # serve's CPU time (user + system, all its processes) per request
+    load: str  # the machine's 1-minute load average when the run began: the background
 
     @property
     def rate(self) -> float:
@@ -187,6 +188,8 @@ def run_once(args: argparse.Namespace, label: str, code: str | None,
              state_root: str | None) -> Run:
     """A fresh state directory, one `serve`, one open-loop load; then the figures."""
     from vcyclectl.vm.tokens import machine_token
+
+    load = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-", dir=state_root) as tmp:
         root = Path(tmp)
@@ -233,7 +236,7 @@ def run_once(args: argparse.Namespace, label: str, code: str | None,
                                            "heartbeat").exists())
     p50, p90, p99 = (percentile(latencies, p) * 1000 for p in (50, 90, 99))
     return Run(label, len(latencies), elapsed, errors, written, p50, p90, p99,
-               max(latencies) * 1000, cpu * 1000 / max(1, len(latencies)))
+               max(latencies) * 1000, cpu * 1000 / max(1, len(latencies)), f"{load:.1f}")
 
 
 def process_tree_cpu(pid: int) -> float:
@@ -275,8 +278,8 @@ def filesystem_of(path: str) -> str:
 
 def show(run: Run) -> None:
     print(f"  {run.label:9s} {run.requests} requests in {run.seconds:.2f}s: "
-          f"{run.rate:.0f} req/s, errors {run.errors}, files {run.written}, serve CPU "
-          f"{run.cpu_ms:.2f} ms/request; latency ms "
+          f"{run.rate:.0f} req/s, errors {run.errors}, files {run.written}, load "
+          f"{run.load}, serve CPU {run.cpu_ms:.2f} ms/request; latency ms "
           f"p50 {run.p50:.1f}  p90 {run.p90:.1f}  p99 {run.p99:.1f}  max {run.worst:.1f}",
           flush=True)
 

@@ -13,9 +13,9 @@ before anything is read or written: malformed path or file name 400, wrong metho
 or wrong token 403, unknown space or unknown/ended machine 404, unknown MJF key 404, body
 over the upload limit or the machine's quota 413 (never for the heartbeat file and
 `shutdown_message`, which are always accepted, bounded to `REPORT_BYTES`). Records come
-from a per-space cache that re-reads only the bytes appended to the journal since the
-last request (one `stat` per request when nothing changed), the way the local cloud tails
-its journal.
+from a per-space cache (`feedback.records`) that re-reads only the bytes appended to the
+journal since the last request (one `stat`, no lock, per request when nothing changed),
+the way the local cloud tails its journal.
 
 Served by gunicorn (imported only inside `run`): a pre-fork server with threaded workers
 (`gthread`) that keeps connections alive, terminates TLS itself when given a certificate,
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -41,7 +40,9 @@ from vcyclectl.vm import mjf
 from vcyclectl.vm import tokens
 from vcyclectl.config import SPACE_NAME, Config
 from vcyclectl.errors import StateError
-from vcyclectl.state.files import JournalTail, ensure_dir, read_json, write_atomic
+from vcyclectl.feedback.records import RecordsCache
+from vcyclectl.state.files import ensure_dir, read_json, write_atomic
+from vcyclectl.state.heartbeats import write_heartbeat
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord
 from vcyclectl.state.store import JOB_OUTPUT_NAME, SpaceState, StateDir, valid_machine_name
 
@@ -67,42 +68,6 @@ class Limits:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_machine_bytes: int = DEFAULT_MAX_MACHINE_BYTES
     max_machine_files: int = DEFAULT_MAX_MACHINE_FILES
-
-
-class RecordsCache:
-    """One space's machine records, kept current by reading only what was appended.
-
-    A compaction replaces the journal: the next look-up replays the new file once
-    (`JournalTail`). Thread-safe: a gthread worker shares one per space.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._raw: dict[str, Mapping[str, Any]] = {}
-        self._tail = JournalTail(path)
-        self._lock = threading.Lock()
-        self.replays = 0  # full re-reads, for tests and the benchmark
-
-    def get(self, name: str) -> MachineRecord | None:
-        with self._lock:
-            self._refresh()
-            raw = self._raw.get(name)
-        return MachineRecord.from_record(raw) if raw is not None else None
-
-    def _refresh(self) -> None:
-        restart, lines = self._tail.read_new()
-        if restart:
-            self._raw = {}
-            self.replays += 1
-        for line in lines:
-            if not isinstance(line, dict):
-                continue
-            if "put" in line:
-                rec = line["put"]
-                if isinstance(rec, dict) and isinstance(rec.get("name"), str):
-                    self._raw[rec["name"]] = rec
-            elif "del" in line:
-                self._raw.pop(str(line["del"]), None)
 
 
 @dataclass(frozen=True)
@@ -285,10 +250,10 @@ class FeedbackApp:
         body = read_bounded(environ["wsgi.input"], REPORT_BYTES)
         request_read()
         folder = store.machine_outputs_dir(name)
-        ensure_dir(folder)
-        # A heartbeat lost in a crash only looks stale; an fsync per heartbeat would set the
-        # service's tail latency. A shutdown message is kept durably.
-        write_atomic(folder / filename, body, durable=not heartbeat)
+        if heartbeat:  # overwritten in place, no fsync: vcyclectl.state.heartbeats says why
+            write_heartbeat(folder / filename, body)
+        else:  # a shutdown message is kept atomically and durably
+            write_atomic(folder / filename, body)
         return Reply(204)
 
 

@@ -4,6 +4,7 @@ reloaded by each new worker."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -64,11 +65,26 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
         "forwarded_allow_ips": options.forwarded_allow_ips,
         # No `gunicornc` socket in $HOME: several serve instances may share a host.
         "control_socket_disable": True,
+        "worker_tmp_dir": liveness_tmp_dir(),
     }
     if options.tls_cert or options.tls_key:
         settings["certfile"] = options.tls_cert
         settings["keyfile"] = options.tls_key
     return settings
+
+
+def liveness_tmp_dir(candidate: str = "/dev/shm") -> str | None:
+    """Where gunicorn's workers keep the file they touch to tell the master they are alive:
+    tmpfs (`/dev/shm`) when there is a writable one, else gunicorn's default, the temp dir.
+
+    A worker touches it (`utime`) on every turn of its event loop, about once per request;
+    on a disk-backed temp dir each touch is a metadata update in the filesystem's journal,
+    which can stall the worker, and every request it holds, while the journal commits
+    (gunicorn's documentation, "Blocking os.fchmod"). Only the touch's timing matters, not
+    the file, so memory is the right place for it."""
+    if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+        return candidate
+    return None
 
 
 def vcyclectl_logger_class() -> type:

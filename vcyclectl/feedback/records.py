@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from vcyclectl.core.records import MachineRecord
 from vcyclectl.state.files import JournalTail
+from vcyclectl.state.space import journal_change
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -68,14 +69,14 @@ class RecordsCache:
         if restart:
             self.replays += 1
         for line in lines:
-            if not isinstance(line, dict):
+            change = journal_change(line)
+            if change is None:
                 continue
-            if "put" in line:
-                rec = line["put"]
-                if isinstance(rec, dict) and isinstance(rec.get("name"), str):
-                    raw[rec["name"]] = rec
-            elif "del" in line:
-                raw.pop(str(line["del"]), None)
+            name, data = change
+            if data is None:
+                raw.pop(name, None)
+            else:
+                raw[name] = data
         self._raw = raw
         self._read_from = seen
         self._read_once = True

@@ -466,8 +466,7 @@ class Simulation:
                     if m.created_at < budget.start_at:
                         continue
                     price = m.flavor.price_per_hour or 0.0
-                    if price:  # `machine_cost`, inline: the same product, in the same order
-                        spent += price * max(0.0, now - m.created_at) / 3600.0
+                    spent += machine_cost(price, m.created_at, now)
                     reserved += price * max(0.0, m.created_at + (m.wallclock + margin) - now) \
                         / 3600.0
                     rate += price

@@ -39,6 +39,22 @@ def _all_machine_names(names: Sequence[str]) -> bool:
     return text.count("\n") == len(names) and bool(_MACHINE_NAME_LINES.fullmatch(text))
 
 
+def journal_change(line: Any) -> tuple[str, Mapping[str, Any] | None] | None:
+    """What one parsed records-journal line says: (name, record data) for a `put`, (name,
+    None) for a `del`, None for a line that says nothing readable (the one home of the
+    journal's rule, for `SpaceState` and `serve`'s records cache)."""
+    if not isinstance(line, dict):
+        return None
+    if "put" in line:
+        rec = line["put"]
+        if isinstance(rec, dict) and isinstance(rec.get("name"), str):
+            return rec["name"], rec
+        return None
+    if "del" in line:
+        return str(line["del"]), None
+    return None
+
+
 class SpaceState:
     """One space's files. Thread-safe appends: a pass's worker threads share one instance."""
 
@@ -137,14 +153,14 @@ class SpaceState:
                 line = json.loads(text)
             except ValueError:
                 continue  # a torn line from a killed writer: skipped, compaction drops it
-            if not isinstance(line, dict):
+            change = journal_change(line)
+            if change is None:
                 continue
-            if "put" in line:
-                rec = line["put"]
-                if isinstance(rec, dict) and isinstance(rec.get("name"), str):
-                    raw[rec["name"]] = (number, rec)
-            elif "del" in line:
-                raw.pop(str(line["del"]), None)
+            name, data = change
+            if data is None:
+                raw.pop(name, None)
+            else:
+                raw[name] = (number, data)
         self._journal_lines = number
         records: dict[str, MachineRecord] = {}
         for name, (where, rec) in raw.items():

@@ -21,7 +21,9 @@ Rules (SPEC "The reconcile pass"):
 
 The steps live one per module, each a subclass of the one before, in the order a pass
 runs them: `base` (input and shared state) → `observe` → `machines` → `signals` (demand
-readings) → `fill` (the one fill loop) → `making_room`; `plan()` here runs them.
+readings) → `probing` (who has shown work) → `fill` (the one fill loop) → `making_room`;
+`plan()` here runs them. What two steps both count from the machines (`usage`, `probes`) is
+counted once and again only after a machine's `leaving` changed (`leaving_changes`).
 """
 
 from __future__ import annotations

@@ -126,6 +126,9 @@ class _PlannerBase:
         self.notes: list[str] = []
         self.aborts: dict[str, float] = {}
         self.seen: list[_Seen] = []
+        #: Bumped whenever a machine's `leaving` changes: what is counted from the machines
+        #: (`usage`, `probes`) is made again only when it has moved since.
+        self.leaving_changes = 0
         self.backfill_held = False
         self._proven: set[str] | None = None
         #: flavor name -> list price per hour, made on first use (`price_of`).

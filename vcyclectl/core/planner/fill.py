@@ -14,7 +14,7 @@ from vcyclectl.core import rules
 from vcyclectl.config import Machinetype
 from vcyclectl.core.model import Action, ActionKind, Flavor, MachineState
 from vcyclectl.core.planner.base import _Seen, fitting_flavors
-from vcyclectl.core.planner.signals import _Signalled
+from vcyclectl.core.planner.probing import _Probing
 from vcyclectl.core.provisioning import SpaceMoney, SpacePolicy, Tier, paced_rate
 
 
@@ -54,7 +54,14 @@ class _Usage:
     unrealized: dict[str, float] = field(default_factory=dict)
 
 
-class _Filling(_Signalled):
+class _Filling(_Probing):
+    #: (`leaving_changes`, money, usage) of the last `usage`; see there.
+    _usage_memo: tuple[int, SpaceMoney | None, _Usage] | None = None
+    #: Per machinetype, `may_create` and its usable flavors: the same all plan long (drains,
+    #: backoff and aborts are settled before the first fill), asked once per fill of a tier.
+    _creatable: dict[str, bool] | None = None
+    _usable: dict[tuple[str, bool], list[Flavor]] | None = None
+
     def create(self) -> None:
         """Without a provisioning policy, every machinetype is one tier, weighted by its own
         `target_share`: the same fill loop as the policy's, with no money and no caps."""
@@ -112,6 +119,16 @@ class _Filling(_Signalled):
         return self._list_prices.get(flavor, 0.0) if flavor is not None else 0.0
 
     def usage(self, money: SpaceMoney | None) -> _Usage:
+        """What counts against limits, per machinetype, and the money: `make_room` and the
+        fill both ask; walked again only if a machine's `leaving` changed in between."""
+        memo = self._usage_memo
+        if memo is not None and memo[0] == self.leaving_changes and memo[1] is money:
+            return memo[2]
+        usage = self._walk_usage(money)
+        self._usage_memo = (self.leaving_changes, money, usage)
+        return usage
+
+    def _walk_usage(self, money: SpaceMoney | None) -> _Usage:
         """One walk over the machines: per machinetype what counts against limits, and the
         money; rooms for any set of machinetypes are then derived without walking again."""
         usage = _Usage()
@@ -248,7 +265,7 @@ class _Filling(_Signalled):
         candidates: dict[str, tuple[Machinetype, list[Flavor]]] = {}
         for name, share in sorted(tier.shares.items()):
             mt = self.space.machinetypes.get(name)
-            if mt is None or share <= 0 or not self.may_create(mt):
+            if mt is None or share <= 0 or not self.creatable(mt):
                 continue
             if name in probes and room.mt_starting.get(name, 0) > 0:
                 continue
@@ -256,16 +273,39 @@ class _Filling(_Signalled):
             if left is not None and left <= 0:
                 self.say(name, self.demand_note(name))
                 continue
-            flavors = self.flavors_for(mt)
-            if money is not None:
-                unpriced = [f.name for f in flavors if f.price_per_hour is None]
-                if unpriced:
-                    self.notes.append(f"{name}: flavors without a price are not used on a "
-                                      f"budgeted space: {', '.join(unpriced)}")
-                flavors = [f for f in flavors if f.price_per_hour is not None]
+            flavors = self.usable_flavors(mt, money)
             if flavors:
                 candidates[name] = (mt, flavors)
         return candidates
+
+    def creatable(self, mt: Machinetype) -> bool:
+        """`may_create`, asked once per plan: its notes are said the first time (a plan's
+        notes keep each one once, at its first place, so asking again adds nothing)."""
+        if self._creatable is None:
+            self._creatable = {}
+        known = self._creatable.get(mt.name)
+        if known is None:
+            known = self._creatable[mt.name] = self.may_create(mt)
+        return known
+
+    def usable_flavors(self, mt: Machinetype, money: SpaceMoney | None) -> list[Flavor]:
+        """The flavors a machinetype may use (only priced ones on a budgeted space), made
+        once per plan like `creatable`; the list is shared, so callers do not change it."""
+        if self._usable is None:
+            self._usable = {}
+        key = (mt.name, money is not None)
+        flavors = self._usable.get(key)
+        if flavors is not None:
+            return flavors
+        flavors = self.flavors_for(mt)
+        if money is not None:
+            unpriced = [f.name for f in flavors if f.price_per_hour is None]
+            if unpriced:
+                self.notes.append(f"{mt.name}: flavors without a price are not used on a "
+                                  f"budgeted space: {', '.join(unpriced)}")
+            flavors = [f for f in flavors if f.price_per_hour is not None]
+        self._usable[key] = flavors
+        return flavors
 
     def space_full(self, room: _Room) -> str:
         """Which space-wide limit stops all creation now, or "" while there is room."""
@@ -335,30 +375,3 @@ class _Filling(_Signalled):
         return (f"{name} ({tier.labels.get(name, name)}, "
                 f"{'backfill' if tier.backfill else f'priority {tier.priority:g}'}) below "
                 f"its share (hs06 {share_now:g} for share {tier.shares[name]:g})" + signal)
-
-    def proven(self, machinetype: str) -> bool:
-        """Has shown it has work: a machine running past `fizzle_seconds`. A priority
-        community that has not only probes (one machine) before backfill makes room for it,
-        so a community coming out of backoff without work costs backfill one machine."""
-        if self._proven is None:
-            self._proven = set()
-            for s in self.seen:
-                if s.machinetype in self._proven or not s.counts or \
-                        s.state is not MachineState.RUNNING or s.started_at is None:
-                    continue
-                mt = self.space.machinetypes.get(s.machinetype)
-                if self.now - s.started_at >= (mt.fizzle_seconds if mt is not None else 0.0):
-                    self._proven.add(s.machinetype)
-        return machinetype in self._proven
-
-    def probes(self, policy: SpacePolicy) -> set[str]:
-        """Priority machinetypes that only probe for work (one machine at a time) because
-        none of their machines has shown work yet; only while backfill machines run, which
-        are what a probe would cost. The same rule sizes what backfill makes room for, so
-        the room made is not taken by a community that has not shown work."""
-        backfill = policy.backfill_machinetypes
-        if not backfill or not any(s.counts and s.machinetype in backfill for s in self.seen):
-            return set()
-        return {mt for t in policy.tiers if not t.backfill for mt in t.shares
-                if mt not in policy.backfill_machinetypes and not self.proven(mt)
-                and self.signal_for(mt) is None}

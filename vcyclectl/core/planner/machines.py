@@ -116,6 +116,7 @@ class _Deciding(_Observing):
         """Mark `s` leaving; its action is made in `bound_deletes` if the bound keeps it (a
         fleet that lost its heartbeats can have tens of thousands cut)."""
         s.leaving = True
+        self.leaving_changes += 1
         self.deletes.append((priority, -s.created_at, s.name, s, reason, message, abort,
                              preempted))
 
@@ -164,6 +165,7 @@ class _Deciding(_Observing):
                               f"max_deletes_per_pass; the rest wait for the next pass")
             for d in cut:
                 d[3].leaving = False  # still there: counts against limits until deleted
+            self.leaving_changes += 1
         self.actions.extend(
             Action(ActionKind.DELETE, s.name, s.machinetype, reason, processors=s.processors,
                    machine=s.machine, message=message, abort=abort, preempted=preempted)

@@ -110,6 +110,11 @@ class LossyProxy:
     response lost in the network, for testing that create is idempotent on the name.
     It is armed and read over HTTP (``POST /__lossy/arm``, ``GET /__lossy/lost``), so a
     test process can use a control plane started by another process.
+
+    It can also add latency, as a real cloud's API has over a WAN (benchmarks/
+    bench_latency_openstack.py): ``POST /__lossy/latency?create_ms=300&read_ms=100`` makes
+    it wait that long before forwarding each create (``POST .../servers``) and each other
+    request; ``create_ms=0&read_ms=0`` turns it off again.
     """
 
     def __init__(self, upstream_port: int, port: int) -> None:
@@ -119,6 +124,7 @@ class LossyProxy:
         self.lost = 0
         self.drop_after_loss = 0  # requests to fail after the lost one (its look-up)
         self.dropping = 0
+        self.create_delay = self.read_delay = 0.0  # seconds, see `latency` in the docstring
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", self.port))
@@ -169,6 +175,11 @@ class LossyProxy:
                     if path.startswith("/__lossy/arm"):
                         self.drop_after_loss = int(path.partition("then_drop=")[2] or 0)
                         self.lose_next_create.set()
+                    elif path.startswith("/__lossy/latency"):
+                        query = dict(part.split("=", 1) for part in
+                                     path.partition("?")[2].split("&") if "=" in part)
+                        self.create_delay = float(query.get("create_ms", 0)) / 1000
+                        self.read_delay = float(query.get("read_ms", 0)) / 1000
                     body = str(self.lost).encode()
                     client.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
                                    % (len(body), body))
@@ -176,6 +187,10 @@ class LossyProxy:
                 if self.dropping > 0:
                     self.dropping -= 1
                     return  # the look-up after a lost response fails too
+                creating = method == "POST" and path.rstrip("/").endswith("/servers")
+                delay = self.create_delay if creating else self.read_delay
+                if delay:
+                    time.sleep(delay)
                 upstream.sendall(request)
                 response = self._read_message(upstream, b"")
                 if response is None:
@@ -214,6 +229,11 @@ class ControlPlane:
         `then_drop` requests after the lost one are refused too (the driver's look-up).
         """
         return self._lossy_call("POST", f"arm?then_drop={then_drop}")
+
+    def set_latency(self, create_ms: float, read_ms: float) -> None:
+        """LossyRegion's compute endpoint waits this long before each create and each
+        other request it forwards (0, 0: none, the default)."""
+        self._lossy_call("POST", f"latency?create_ms={create_ms:g}&read_ms={read_ms:g}")
 
     def lost_responses(self) -> int:
         return self._lossy_call("GET", "lost")

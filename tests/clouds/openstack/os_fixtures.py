@@ -90,14 +90,14 @@ class Tenant:
                             state_dir=state_dir or Path("/nonexistent"),
                             options=options or self.options())
 
-    def connection(self) -> Any:
+    def connection(self, region: str = os_controlplane.REGION) -> Any:
         import openstack
 
         return openstack.connect(
             auth={"auth_url": self.cloud.auth_url, "username": self.username,
                   "password": self.password, "project_id": self.project_id,
                   "user_domain_name": "Default"},
-            region_name=os_controlplane.REGION)
+            region_name=region)
 
 
 def new_tenant(cloud: ControlPlane, admin: Any, prefix: str = "t") -> Tenant:

@@ -93,6 +93,13 @@ class _SpaceSim:
     wait_planned: bool = False
     #: The last policy made and what it was made from (`policy_for`).
     policy_key: tuple[Any, ...] | None = None
+    #: Per machinetype, its options for a machine whose community has no work now.
+    no_work_options: dict[str, LocalOptions] = field(default_factory=dict)
+    #: The drain marks as the planner reads them: one view of `marks`, always current.
+    drains: Drains = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.drains = Drains(machines=self.marks)
 
 
 def as_stopped(view: CloudMachine, now: float) -> CloudMachine:
@@ -252,16 +259,14 @@ class Simulation:
             creates = plan(sim.space, self.observe(sim, now), now, sim.names).creates
         for a in creates:
             assert a.flavor is not None
-            options = self.options_for(sim, a.machinetype)
-            has_work = self.demand.has_work(self.group(sim.space.name, a.machinetype), now)
-            life = life_of(a.name, now, replace(
-                options, no_work_probability=options.no_work_probability if has_work else 1.0),
-                spot=a.flavor.spot)
+            group = self.group(sim.space.name, a.machinetype)
+            life = life_of(a.name, now, self.options_for(sim, a.machinetype)
+                           if self.demand.has_work(group, now)
+                           else self.no_work_options(sim, a.machinetype), spot=a.flavor.spot)
             price = a.flavor.price_per_hour
             mt = sim.space.machinetypes.get(a.machinetype)
             sim.machines[a.name] = _Machine(
-                a.name, a.machinetype, a.processors, a.flavor, now, life,
-                group=self.group(sim.space.name, a.machinetype),
+                a.name, a.machinetype, a.processors, a.flavor, now, life, group=group,
                 accrual=price * self.step / 3600.0 if price else 0.0,
                 wallclock=mt.max_wallclock_seconds if mt else 0.0)
             sim.records[a.name] = MachineRecord(
@@ -298,6 +303,15 @@ class Simulation:
     def options_for(self, sim: _SpaceSim, machinetype: str) -> LocalOptions:
         return sim.per_machinetype.get(machinetype, sim.options)
 
+    def no_work_options(self, sim: _SpaceSim, machinetype: str) -> LocalOptions:
+        """The machinetype's options for a machine whose community has no work now (it
+        ends "300 No more work" soon after boot): made once per machinetype."""
+        options = sim.no_work_options.get(machinetype)
+        if options is None:
+            options = replace(self.options_for(sim, machinetype), no_work_probability=1.0)
+            sim.no_work_options[machinetype] = options
+        return options
+
     def observe(self, sim: _SpaceSim, now: float, *,
                 stopped: frozenset[str] | set[str] | None = None,
                 idle: Iterable[str] = ()) -> Observation:
@@ -305,12 +319,14 @@ class Simulation:
         what-if: their capacity and spend rate free, what they cost still counted), and
         `idle` machinetypes shown in backoff (a what-if: they create nothing)."""
         sim.policy = self.policy_for(sim, now)
-        machines = [self.view(sim, m, now) for m in sim.machines.values()]
+        view = self.view
+        # `view`'s own cache test, inline: most machines show what they showed last pass.
+        machines = [m.view if m.view is not None and now < m.view_until else view(sim, m, now)
+                    for m in sim.machines.values()]
         if stopped is not None:
             machines = [as_stopped(m, now) if m.name in stopped else m for m in machines]
         records = sim.records
-        return Observation(machines=machines, records=records,
-                           drains=Drains(machines=sim.marks) if sim.marks else Drains(),
+        return Observation(machines=machines, records=records, drains=sim.drains,
                            backoff=dict(sim.backoff, **{mt: now for mt in idle}) if idle
                            else sim.backoff, flavors=sim.flavors, policy=sim.policy,
                            demand=model_readings(self, sim.space, now) if self.signals else {})
@@ -320,24 +336,28 @@ class Simulation:
         finished = sim.initial_spend
         if budget is not None:
             finished += sim.ledger.spent(budget.start_at, budget.end_at)
+        # All `space_policy` reads of `now`: which campaigns are on.
+        active = tuple(c.active(now) for c in self.config.campaigns)
         other: dict[str, int] = {}
-        if any(c.processors is not None and c.active(now) for c in self.config.campaigns):
+        if any(on and c.processors is not None
+               for on, c in zip(active, self.config.campaigns, strict=True)):
             for o in self.spaces:
                 if o is sim:
                     continue
                 for m in o.machines.values():
                     key = self.group(o.space.name, m.machinetype)
                     other[key] = other.get(key, 0) + m.processors
-        # Pure in these inputs: a pass asks up to four times (plan, re-plan, what-ifs).
-        made_from = (now, finished, tuple(sorted(other.items())))
+        # Pure in these inputs: a pass asks up to four times (plan, re-plan, what-ifs), and
+        # passes in a row mostly ask with the same campaigns on and the same usage.
+        made_from = (active, finished, tuple(sorted(other.items())))
         last = sim.policy_key
         if made_from == last:
             return sim.policy
         sim.policy_key = made_from
-        if last is not None and last[0] == now and last[2] == made_from[2] and \
+        if last is not None and last[0] == active and last[2] == made_from[2] and \
                 sim.policy is not None and sim.policy.money is not None:
-            # Only the spend of machines that ended moved (a re-plan after deletions):
-            # `space_policy` would make the same tiers and the same money but this figure.
+            # Only the spend of machines that ended moved: `space_policy` would make the
+            # same tiers and the same money but this figure.
             sim.policy = replace(sim.policy, money=replace(sim.policy.money,
                                                            finished_spend=finished))
         else:
@@ -399,34 +419,35 @@ class Simulation:
     # -- what a pass is measured by ------------------------------------------------------
     def measure_wait(self, sim: _SpaceSim, now: float) -> None:
         """After a pass: is the need of priority communities that have shown work covered by
-        backfill already on its way out? Two what-ifs of the planner: capacity if only the
-        draining backfill were gone, and if all backfill were gone; a proven community that
-        gets more in the second is waiting on backfill nobody asked to make room."""
+        backfill already on its way out? Two what-ifs of the planner: capacity if all
+        backfill were gone, and if only the draining backfill were gone; a proven community
+        that gets more in the first is waiting on backfill nobody asked to make room. When
+        the first gives proven communities nothing, the second cannot give less: not asked."""
         assert sim.policy is not None
         backfill = sim.policy.backfill_machinetypes
         sim.wait_planned = False
         if not backfill:
             return
         waiting: set[str] = set()
-        proven = {mt for mt in sim.space.machinetypes if mt not in backfill and
-                  self._proven(sim, mt, now)}
-        leaving = {n for n, m in sim.machines.items() if m.machinetype in backfill and
-                   n in sim.marks} if proven else set()
-        everything = {n for n, m in sim.machines.items() if m.machinetype in backfill} \
-            if proven else set()
-        # All backfill already leaving: the two what-ifs see the same, so nobody waits.
-        if proven and everything and everything != leaving:
-            sim.wait_planned = True
-            unproven = [mt for mt in sim.space.machinetypes
-                         if mt not in backfill and mt not in proven]
-            covered = plan(sim.space, self.observe(sim, now, stopped=leaving, idle=unproven),
-                           now, self.hypo_names).creates
-            ideal = plan(sim.space, self.observe(sim, now, stopped=everything, idle=unproven),
-                         now, self.hypo_names).creates
-            for mt in proven:
-                if sum(a.processors for a in ideal if a.machinetype == mt) > \
-                        sum(a.processors for a in covered if a.machinetype == mt):
-                    waiting.add(self.group(sim.space.name, mt))
+        proven = self._proven(sim, backfill, now)
+        if proven:
+            marks = sim.marks
+            everything = {n for n, m in sim.machines.items() if m.machinetype in backfill}
+            leaving = {n for n in everything if n in marks}
+            # All backfill already leaving: the two what-ifs see the same, so nobody waits.
+            if everything and everything != leaving:
+                sim.wait_planned = True
+                unproven = [mt for mt in sim.space.machinetypes
+                            if mt not in backfill and mt not in proven]
+                ideal = self._created(plan(
+                    sim.space, self.observe(sim, now, stopped=everything, idle=unproven),
+                    now, self.hypo_names), proven)
+                if ideal:
+                    covered = self._created(plan(
+                        sim.space, self.observe(sim, now, stopped=leaving, idle=unproven),
+                        now, self.hypo_names), proven)
+                    waiting = {self.group(sim.space.name, mt) for mt, n in ideal.items()
+                               if n > covered.get(mt, 0)}
         for community in {self.group(sim.space.name, mt) for mt in sim.space.machinetypes}:
             key = (sim.space.name, community)
             if community in waiting:
@@ -437,11 +458,29 @@ class Simulation:
                 self.waiting_since.pop(key, None)
                 self.max_wait.setdefault(community, 0.0)
 
-    def _proven(self, sim: _SpaceSim, mt: str, now: float) -> bool:
-        machinetype = sim.space.machinetypes[mt]
-        return any(m.machinetype == mt and m.life.started_at <= now < m.life.stopped_at and
-                   not m.life.failed and now - m.life.started_at >= machinetype.fizzle_seconds
-                   for m in sim.machines.values())
+    @staticmethod
+    def _created(p: Plan, machinetypes: set[str]) -> dict[str, int]:
+        """Processors `p` creates per machinetype of `machinetypes` (those it creates)."""
+        out: dict[str, int] = {}
+        for a in p.creates:
+            if a.machinetype in machinetypes:
+                out[a.machinetype] = out.get(a.machinetype, 0) + a.processors
+        return out
+
+    def _proven(self, sim: _SpaceSim, backfill: frozenset[str], now: float) -> set[str]:
+        """Machinetypes other than `backfill` with a machine running past its
+        `fizzle_seconds` now: their community has shown it has work."""
+        machinetypes = sim.space.machinetypes
+        proven: set[str] = set()
+        for m in sim.machines.values():
+            mt = m.machinetype
+            if mt in proven or mt in backfill or mt not in machinetypes:
+                continue
+            life = m.life
+            if life.started_at <= now < life.stopped_at and not life.failed and \
+                    now - life.started_at >= machinetypes[mt].fizzle_seconds:
+                proven.add(mt)
+        return proven
 
     def row(self, now: float) -> dict[str, Any]:
         from vcyclectl.core.times import iso

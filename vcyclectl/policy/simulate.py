@@ -37,7 +37,7 @@ from vcyclectl.core import rules
 from vcyclectl.policy.budget import Ledger, machine_cost
 from vcyclectl.clouds.local.driver import Life, life_of
 from vcyclectl.clouds.local.options import LocalOptions
-from vcyclectl.config import Config, Space
+from vcyclectl.config import Budget, Config, Space
 from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState, Plan
 from vcyclectl.core.names import random_names
 from vcyclectl.core.planner import POLICY_DRAIN, Observation, plan
@@ -93,6 +93,8 @@ class _SpaceSim:
     wait_planned: bool = False
     #: The last policy made and what it was made from (`policy_for`).
     policy_key: tuple[Any, ...] | None = None
+    #: The budget the space is in (`budget_of`), if any.
+    budget: Budget | None = None
     #: Per machinetype, its options for a machine whose community has no work now.
     no_work_options: dict[str, LocalOptions] = field(default_factory=dict)
     #: The drain marks as the planner reads them: one view of `marks`, always current.
@@ -164,7 +166,8 @@ class Simulation:
                 space=space, options=model.options, flavors=model.flavors,
                 per_machinetype=model.per_machinetype,
                 names=random_names(space.slug, random.Random(rng.random())),
-                initial_spend=(initial_spend or {}).get(space.name, 0.0)))
+                initial_spend=(initial_spend or {}).get(space.name, 0.0),
+                budget=budget_of(config, space.name)))
         self._hypo_count = 0
         self._groups: dict[tuple[str, str], str] = {}
         self.communities = sorted({self.group(s.space.name, mt) for s in self.spaces
@@ -178,6 +181,8 @@ class Simulation:
         #: Processors per community and draining, as `row` last counted them; None once a
         #: pass acts (a pass without actions changes neither machines nor drain marks).
         self._counted: tuple[dict[str, int], int] | None = None
+        #: The report's column names, made by the first `row`.
+        self._columns: tuple[Any, ...] | None = None
 
     def group(self, space: str, machinetype: str) -> str:
         """The community a machinetype counts for (itself when it is in none)."""
@@ -332,7 +337,7 @@ class Simulation:
                            demand=model_readings(self, sim.space, now) if self.signals else {})
 
     def policy_for(self, sim: _SpaceSim, now: float) -> SpacePolicy | None:
-        budget = budget_of(self.config, sim.space.name)
+        budget = sim.budget
         finished = sim.initial_spend
         if budget is not None:
             finished += sim.ledger.spent(budget.start_at, budget.end_at)
@@ -483,41 +488,52 @@ class Simulation:
         return proven
 
     def row(self, now: float) -> dict[str, Any]:
+        """The report's row for the step at `now` (once per step: its columns' names are
+        made once, and machines without a price, which add nothing, are not walked)."""
         from vcyclectl.core.times import iso
 
         row: dict[str, Any] = {"time": now, "date": iso(now)}
         if self._counted is None:
             self._counted = self.count_processors()
         processors, draining = self._counted
-        for c in self.communities:
-            row[f"processors:{c}"] = processors[c]
+        if self._columns is None:
+            self._columns = (
+                [(f"processors:{c}", c) for c in self.communities],
+                [(f"spend:{c}", c) for c in self.communities],
+                [(b, [s for s in self.spaces if s.space.name in b.spaces],
+                  *(f"budget:{b.name}:{k}" for k in
+                    ("spent", "committed", "line", "burn_rate", "paced_rate")))
+                 for b in self.config.budgets.values()])
+        by_community, spend_columns, budget_columns = self._columns
+        for key, c in by_community:
+            row[key] = processors[c]
         row["processors_draining"] = draining
-        for c in self.communities:
-            row[f"spend:{c}"] = self.spend_by_group[c]
-        for budget in self.config.budgets.values():
+        spend = self.spend_by_group
+        for key, c in spend_columns:
+            row[key] = spend[c]
+        for budget, sims, k_spent, k_committed, k_line, k_burn, k_paced in budget_columns:
             spent = reserved = rate = 0.0
-            for sim in self.spaces:
-                if sim.space.name not in budget.spaces:
-                    continue
-                spent += sim.initial_spend + sim.ledger.spent(budget.start_at, budget.end_at)
+            start_at = budget.start_at
+            for sim in sims:
+                spent += sim.initial_spend + sim.ledger.spent(start_at, budget.end_at)
                 margin = budget.reserve_margin_seconds
                 for m in sim.machines.values():
-                    if m.created_at < budget.start_at:
-                        continue
-                    price = m.flavor.price_per_hour or 0.0
-                    spent += machine_cost(price, m.created_at, now)
-                    reserved += price * max(0.0, m.created_at + (m.wallclock + margin) - now) \
-                        / 3600.0
+                    price = m.flavor.price_per_hour
+                    if not price or m.created_at < start_at:
+                        continue  # adds 0.0 to each sum below, which changes none
+                    # `machine_cost(price, m.created_at, now)`, inline (every machine, step)
+                    ran = now - m.created_at
+                    spent += price * (ran if ran > 0.0 else 0.0) / 3600.0
+                    left = m.created_at + (m.wallclock + margin) - now
+                    reserved += price * (left if left > 0.0 else 0.0) / 3600.0
                     rate += price
-            elapsed = min(max(now - budget.start_at, 0.0), budget.end_at - budget.start_at)
-            row[f"budget:{budget.name}:spent"] = spent
-            row[f"budget:{budget.name}:committed"] = spent + reserved
-            row[f"budget:{budget.name}:line"] = budget.amount * elapsed / (
-                budget.end_at - budget.start_at)
-            row[f"budget:{budget.name}:burn_rate"] = rate
-            row[f"budget:{budget.name}:paced_rate"] = (
-                paced_rate(budget.amount, spent, now, budget.end_at)
-                if budget.start_at <= now < budget.end_at else 0.0)
+            elapsed = min(max(now - start_at, 0.0), budget.end_at - start_at)
+            row[k_spent] = spent
+            row[k_committed] = spent + reserved
+            row[k_line] = budget.amount * elapsed / (budget.end_at - start_at)
+            row[k_burn] = rate
+            row[k_paced] = (paced_rate(budget.amount, spent, now, budget.end_at)
+                            if start_at <= now < budget.end_at else 0.0)
         return row
 
     def count_processors(self) -> tuple[dict[str, int], int]:

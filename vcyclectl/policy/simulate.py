@@ -14,13 +14,15 @@ The report is one row per step (processors per community, spend and the budget l
 budget, spend rate allowed by pacing) written as CSV, and a PNG plot (matplotlib, imported
 only when plotting). With `check_latency`, each pass also asks the planner what priority
 communities that have shown work would get if every backfill machine were gone; while that is
-more than they have, they are waiting for backfill, and the longest wait is reported.
+more than they have, they are waiting for backfill, and the longest wait is reported
+(`simwait`).
 
 Passes known to do nothing are skipped (`simquiet`, `core.planner.quiet`): same rows, same
 summary, as `skip_quiet=False`, which plans every pass, shows.
 
-It is one module of about 500 lines because the loop, its what-ifs and its bookkeeping all
-work on the simulated spaces' state; demand profiles (`demand`) and the report and its plot
+It is one module of about 540 lines because the loop, its what-ifs and its bookkeeping all
+work on the simulated spaces' state; demand profiles (`demand`), the model's demand readings
+(`demandsim`), the backfill-wait what-ifs (`simwait`) and the report and its plot
 (`simreport`) are apart.
 """
 
@@ -47,9 +49,10 @@ from vcyclectl.core.provisioning import (SpacePolicy, budget_of, community_of, p
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord
 from vcyclectl.policy.cloudmodel import space_model, unmodelled_spaces
 from vcyclectl.policy.demand import Demand, bursts, demand_from_campaigns, load_demand
-from vcyclectl.policy.demandsim import model_readings
+from vcyclectl.policy.demandsim import CachedReadings
 from vcyclectl.policy.simquiet import sim_deadlines, spans_spaces
 from vcyclectl.policy.simreport import SimReport, plot
+from vcyclectl.policy.simwait import measure_wait
 
 DAY = 86400.0
 __all__ = ["Demand", "SimReport", "Simulation", "bursts", "demand_from_campaigns",
@@ -147,6 +150,7 @@ class Simulation:
         self._spans_spaces = spans_spaces(config)
         #: Hand the planner demand readings from `demand`'s queue model (docs/demand.md).
         self.signals = signals
+        self._readings = CachedReadings()
         #: What machines that ended "300 no work" cost, per community (and how many).
         self.no_work_spend: dict[str, float] = {}
         self.no_work_machines: dict[str, int] = {}
@@ -334,7 +338,7 @@ class Simulation:
         return Observation(machines=machines, records=records, drains=sim.drains,
                            backoff=dict(sim.backoff, **{mt: now for mt in idle}) if idle
                            else sim.backoff, flavors=sim.flavors, policy=sim.policy,
-                           demand=model_readings(self, sim.space, now) if self.signals else {})
+                           demand=self._readings(self, sim.space, now) if self.signals else {})
 
     def policy_for(self, sim: _SpaceSim, now: float) -> SpacePolicy | None:
         budget = sim.budget
@@ -423,69 +427,15 @@ class Simulation:
 
     # -- what a pass is measured by ------------------------------------------------------
     def measure_wait(self, sim: _SpaceSim, now: float) -> None:
-        """After a pass: is the need of priority communities that have shown work covered by
-        backfill already on its way out? Two what-ifs of the planner: capacity if all
-        backfill were gone, and if only the draining backfill were gone; a proven community
-        that gets more in the first is waiting on backfill nobody asked to make room. When
-        the first gives proven communities nothing, the second cannot give less: not asked."""
-        assert sim.policy is not None
-        backfill = sim.policy.backfill_machinetypes
-        sim.wait_planned = False
-        if not backfill:
-            return
-        waiting: set[str] = set()
-        proven = self._proven(sim, backfill, now)
-        if proven:
-            marks = sim.marks
-            everything = {n for n, m in sim.machines.items() if m.machinetype in backfill}
-            leaving = {n for n in everything if n in marks}
-            # All backfill already leaving: the two what-ifs see the same, so nobody waits.
-            if everything and everything != leaving:
-                sim.wait_planned = True
-                unproven = [mt for mt in sim.space.machinetypes
-                            if mt not in backfill and mt not in proven]
-                ideal = self._created(plan(
-                    sim.space, self.observe(sim, now, stopped=everything, idle=unproven),
-                    now, self.hypo_names), proven)
-                if ideal:
-                    covered = self._created(plan(
-                        sim.space, self.observe(sim, now, stopped=leaving, idle=unproven),
-                        now, self.hypo_names), proven)
-                    waiting = {self.group(sim.space.name, mt) for mt, n in ideal.items()
-                               if n > covered.get(mt, 0)}
-        for community in {self.group(sim.space.name, mt) for mt in sim.space.machinetypes}:
-            key = (sim.space.name, community)
-            if community in waiting:
-                since = self.waiting_since.setdefault(key, now)
-                self.max_wait[community] = max(self.max_wait.get(community, 0.0),
-                                               now - since + self.step)
-            else:
-                self.waiting_since.pop(key, None)
-                self.max_wait.setdefault(community, 0.0)
+        """After a pass: the backfill-wait what-ifs (`simwait`)."""
+        measure_wait(self, sim, now)
 
-    @staticmethod
-    def _created(p: Plan, machinetypes: set[str]) -> dict[str, int]:
-        """Processors `p` creates per machinetype of `machinetypes` (those it creates)."""
-        out: dict[str, int] = {}
-        for a in p.creates:
-            if a.machinetype in machinetypes:
-                out[a.machinetype] = out.get(a.machinetype, 0) + a.processors
-        return out
-
-    def _proven(self, sim: _SpaceSim, backfill: frozenset[str], now: float) -> set[str]:
-        """Machinetypes other than `backfill` with a machine running past its
-        `fizzle_seconds` now: their community has shown it has work."""
-        machinetypes = sim.space.machinetypes
-        proven: set[str] = set()
-        for m in sim.machines.values():
-            mt = m.machinetype
-            if mt in proven or mt in backfill or mt not in machinetypes:
-                continue
-            life = m.life
-            if life.started_at <= now < life.stopped_at and not life.failed and \
-                    now - life.started_at >= machinetypes[mt].fizzle_seconds:
-                proven.add(mt)
-        return proven
+    def what_if(self, sim: _SpaceSim, now: float, stopped: set[str],
+                idle: Sequence[str]) -> Plan:
+        """The plan of a pass at `now` if the machines in `stopped` had just ended and the
+        `idle` machinetypes were in backoff: it creates nothing (names from `hypo_names`)."""
+        return plan(sim.space, self.observe(sim, now, stopped=stopped, idle=idle), now,
+                    self.hypo_names)
 
     def row(self, now: float) -> dict[str, Any]:
         """The report's row for the step at `now` (once per step: its columns' names are

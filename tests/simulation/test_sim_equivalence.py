@@ -26,12 +26,13 @@ from vcyclectl import config
 from vcyclectl.clouds.local.driver import Life
 from vcyclectl.clouds.local.options import LocalFlavor, LocalOptions
 from vcyclectl.config import Campaign, Community, Config, Machinetype, Space
-from vcyclectl.core.model import MachineState, Plan
+from vcyclectl.core.model import CloudMachine, MachineState, Plan
 from vcyclectl.core.provisioning import SpacePolicy, paced_rate, space_policy
 from vcyclectl.core.records import DrainMark, MachineRecord
 from vcyclectl.policy.budget import machine_cost
 from vcyclectl.policy.demandsim import model_readings
-from vcyclectl.policy.simulate import Demand, Simulation, _Machine, _SpaceSim, load_demand
+from vcyclectl.policy.simulate import (Demand, Simulation, _Machine, _SpaceSim, listed,
+                                       load_demand)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DAY = 86400.0
@@ -206,6 +207,20 @@ def test_a_budget_that_runs_out_with_preemption(tmp_path: Path) -> None:
     cfg = replace(cfg, spaces={"s": replace(space, cloud_options=options)})
     both(tmp_path, cfg, demand, budget.start_at, budget.end_at, step_seconds=budgeted.STEP,
          seed=11, check_latency=True)
+
+
+@pytest.mark.parametrize("state,stopped,message", [
+    (MachineState.RUNNING, None, None), (MachineState.STOPPED, 90.0, "300 No more work")])
+def test_a_listed_machine_is_the_constructed_one(state: MachineState, stopped: float | None,
+                                                 message: str | None) -> None:
+    values: dict[str, Any] = dict(
+        id="m", name="m", space="s", machinetype="a", state=state, processors=16,
+        created_at=1.0, started_at=2.0, stopped_at=stopped, flavor="f", zone="local",
+        spot=True, preempted=False, heartbeat_at=stopped, shutdown_message=message)
+    fast, made = listed(**values), CloudMachine(**values)
+    assert fast == made and hash(fast) == hash(made) and repr(fast) == repr(made)
+    assert list(vars(fast).items()) == list(vars(made).items())  # same fields, same order
+    assert fast.raw == {} and fast.raw is not listed(**values).raw
 
 
 def test_the_policy_is_reused_while_the_same_campaigns_are_on() -> None:

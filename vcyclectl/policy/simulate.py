@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -119,6 +119,25 @@ def as_stopped(view: CloudMachine, now: float) -> CloudMachine:
     fields["stopped_at"] = now
     fields["shutdown_message"] = "200 Intended work completed ok"
     return copy
+
+
+#: `CloudMachine`'s fields in their order, at their defaults (None where it has none).
+_LISTED: dict[str, Any] = {f.name: None if f.default is MISSING else f.default
+                           for f in fields(CloudMachine)}
+
+
+def listed(**values: Any) -> CloudMachine:
+    """`CloudMachine(**values)`, every field given but the defaulted ones, made by filling
+    its fields in their order (under half the constructor's cost, which sets each of its 20
+    frozen fields through `object.__setattr__`; `view` makes one per machine per change of
+    state). `CloudMachine` has no `__post_init__`; `raw`, its one `default_factory`, gets a
+    fresh dict."""
+    machine = object.__new__(CloudMachine)
+    state = machine.__dict__
+    state.update(_LISTED)
+    state["raw"] = {}
+    state.update(values)
+    return machine
 
 
 def check_modelled(config: Config, what: str) -> list[str]:
@@ -393,7 +412,7 @@ class Simulation:
             message, until = life.message, math.inf
         mt = sim.space.machinetypes.get(m.machinetype)
         beating = mt is not None and mt.heartbeat_checked and state is MachineState.RUNNING
-        m.view = CloudMachine(
+        m.view = listed(
             id=m.name, name=m.name, space=sim.space.name, machinetype=m.machinetype,
             state=state, processors=m.processors, created_at=m.created_at,
             started_at=started, stopped_at=stopped, flavor=m.flavor.name, zone="local",

@@ -6,6 +6,11 @@ checked to change nothing (run it before and after; the digests must match).
     .venv/bin/python benchmarks/bench_simulate.py                  # IRIS, 30 days
     .venv/bin/python benchmarks/bench_simulate.py --days 120 --step 1800 --signals
     .venv/bin/python benchmarks/bench_simulate.py --config examples/quickstart.yaml --no-demand
+    .venv/bin/python benchmarks/bench_simulate.py --split   # CPU in plan() and outside it
+
+`--split` times every `plan()` the simulation asks for (passes, re-plans after deletions,
+what-ifs) and prints that beside the CPU spent outside it (the simulator's own bookkeeping);
+the timing itself adds a little to both (two clock reads per plan).
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ import inspect
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import vcyclectl.policy.simulate as simulate_module  # noqa: E402
 from vcyclectl import config  # noqa: E402
 from vcyclectl.policy.simulate import (Simulation, demand_from_campaigns,  # noqa: E402
                                        load_demand)
@@ -45,14 +53,30 @@ def main() -> None:
                         help="run on until budgeted machines end (what `simulate` does)")
     parser.add_argument("--every-pass", action="store_true",
                         help="plan every step (no skipping of quiet passes): the reference")
+    parser.add_argument("--split", action="store_true",
+                        help="also print the CPU spent in plan() and outside it")
     args = parser.parse_args()
+    in_plan = [0.0, 0]
+    if args.split:
+        names = vars(simulate_module)  # the planner as `simulate` calls it
+        plan = names["plan"]
+
+        def timed_plan(*a: object, **k: object) -> object:
+            t = time.process_time()
+            try:
+                return plan(*a, **k)
+            finally:
+                in_plan[0] += time.process_time() - t
+                in_plan[1] += 1
+
+        names["plan"] = timed_plan
     cfg = config.load(args.config)
     budgets = list(cfg.budgets.values())
     start = budgets[0].start_at if budgets else 1796083200.0  # 2026-12-01
     end = start + args.days * 86400
     demand = (demand_from_campaigns(cfg) if args.no_demand else
               load_demand(args.demand, start, budgets[0].end_at if budgets else end))
-    extra = {}
+    extra: dict[str, Any] = {}
     if "skip_quiet" in inspect.signature(Simulation).parameters:
         extra["skip_quiet"] = not args.every_pass
     simulation = Simulation(cfg, demand, start, end, step_seconds=args.step, seed=args.seed,
@@ -71,6 +95,10 @@ def main() -> None:
           f"{report.passes} passes ({report.planned} planned) in {report.cpu_seconds:.2f} CPU s = "
           f"{report.months_per_cpu_second:.2f} simulated months per CPU second (aim >= 2); "
           f"csv sha256 {digest}; summary sha256 {summary_digest[:16]}")
+    if args.split:
+        print(f"  plan(): {in_plan[0]:.2f} CPU s in {in_plan[1]} calls "
+              f"({1000 * in_plan[0] / max(in_plan[1], 1):.2f} ms each); outside plan(): "
+              f"{report.cpu_seconds - in_plan[0]:.2f} CPU s")
 
 
 if __name__ == "__main__":

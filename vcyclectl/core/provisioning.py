@@ -14,6 +14,7 @@ the last tier, and their machines are the ones that make room (docs/policy.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, Mapping
 
 from vcyclectl.config import Budget, Community, Config, Space
@@ -65,9 +66,14 @@ class SpacePolicy:
     make_room: Mapping[str, MakeRoom] = field(default_factory=dict)
     money: SpaceMoney | None = None
 
-    @property
+    @cached_property
     def backfill_machinetypes(self) -> frozenset[str]:
-        """Backfill machinetypes without a raised (campaign) tier: these may make room."""
+        """Backfill machinetypes without a raised (campaign) tier: these may make room.
+
+        Made once per policy (the planner asks per machine and per tier, ~100,000 times in
+        a month's `simulate`): a policy is frozen, and nothing changes its tiers' maps
+        after `space_policy` made them; `dataclasses.replace` makes a new policy, which
+        makes its own."""
         raised = {mt for t in self.tiers if not t.backfill for mt in t.shares}
         return frozenset(mt for t in self.tiers if t.backfill for mt in t.shares
                          if mt not in raised)

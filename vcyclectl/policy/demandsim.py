@@ -33,12 +33,24 @@ def model_readings(simulation: _Simulated, space: Space, now: float) -> dict[str
     """Per machinetype of `space`, its community's reading now: waiting processors from the
     queue model, given the processors the community's started machines run (all spaces).
     Machines join at boot in the model (`join_seconds: 0`); starting ones are on their way."""
+    return readings_from(simulation, space, now, running_by_community(simulation, now))
+
+
+def running_by_community(simulation: _Simulated, now: float) -> dict[str, int]:
+    """Processors each community's started, not yet ended machines run now (all spaces);
+    a simulated machine knows its community (`group`)."""
     running: dict[str, int] = {}
     for sim in simulation.spaces:
         for m in sim.machines.values():
-            if m.life.started_at <= now < m.life.stopped_at and not m.life.failed:
-                key = simulation.group(sim.space.name, m.machinetype)
-                running[key] = running.get(key, 0) + m.processors
+            life = m.life
+            if life.started_at <= now < life.stopped_at and not life.failed:
+                running[m.group] = running.get(m.group, 0) + m.processors
+    return running
+
+
+def readings_from(simulation: _Simulated, space: Space, now: float,
+                  running: Mapping[str, int]) -> dict[str, DemandReading]:
+    """`model_readings` given what each community runs."""
     out: dict[str, DemandReading] = {}
     for name in space.machinetypes:
         community = simulation.group(space.name, name)
@@ -49,6 +61,25 @@ def model_readings(simulation: _Simulated, space: Space, now: float) -> dict[str
             max_age_seconds=600.0, join_seconds=0.0, running=running.get(community, 0),
             waiting=simulation.demand.waiting(community, now, running.get(community, 0)))
     return out
+
+
+class CachedReadings:
+    """`model_readings`, made again only when what they are made from moves: the instant,
+    and what each community runs. A pass asks up to four times (plan, re-plan, what-ifs),
+    mostly at one instant with the same machines running; the planner only reads them."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, dict[str, int], dict[str, DemandReading]]] = {}
+
+    def __call__(self, simulation: _Simulated, space: Space,
+                 now: float) -> dict[str, DemandReading]:
+        running = running_by_community(simulation, now)
+        last = self._last.get(space.name)
+        if last is not None and last[0] == now and last[1] == running:
+            return last[2]
+        readings = readings_from(simulation, space, now, running)
+        self._last[space.name] = (now, running, readings)
+        return readings
 
 
 def ramp_up_waits(rows: Sequence[Mapping[str, Any]], demand: Demand,

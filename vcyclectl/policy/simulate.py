@@ -14,13 +14,15 @@ The report is one row per step (processors per community, spend and the budget l
 budget, spend rate allowed by pacing) written as CSV, and a PNG plot (matplotlib, imported
 only when plotting). With `check_latency`, each pass also asks the planner what priority
 communities that have shown work would get if every backfill machine were gone; while that is
-more than they have, they are waiting for backfill, and the longest wait is reported.
+more than they have, they are waiting for backfill, and the longest wait is reported
+(`simwait`).
 
 Passes known to do nothing are skipped (`simquiet`, `core.planner.quiet`): same rows, same
 summary, as `skip_quiet=False`, which plans every pass, shows.
 
-It is one module of about 500 lines because the loop, its what-ifs and its bookkeeping all
-work on the simulated spaces' state; demand profiles (`demand`) and the report and its plot
+It is one module of about 540 lines because the loop, its what-ifs and its bookkeeping all
+work on the simulated spaces' state; demand profiles (`demand`), the model's demand readings
+(`demandsim`), the backfill-wait what-ifs (`simwait`) and the report and its plot
 (`simreport`) are apart.
 """
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -37,7 +39,7 @@ from vcyclectl.core import rules
 from vcyclectl.policy.budget import Ledger, machine_cost
 from vcyclectl.clouds.local.driver import Life, life_of
 from vcyclectl.clouds.local.options import LocalOptions
-from vcyclectl.config import Config, Space
+from vcyclectl.config import Budget, Config, Space
 from vcyclectl.core.model import ActionKind, CloudMachine, Flavor, MachineState, Plan
 from vcyclectl.core.names import random_names
 from vcyclectl.core.planner import POLICY_DRAIN, Observation, plan
@@ -47,9 +49,10 @@ from vcyclectl.core.provisioning import (SpacePolicy, budget_of, community_of, p
 from vcyclectl.core.records import DrainMark, Drains, MachineRecord
 from vcyclectl.policy.cloudmodel import space_model, unmodelled_spaces
 from vcyclectl.policy.demand import Demand, bursts, demand_from_campaigns, load_demand
-from vcyclectl.policy.demandsim import model_readings
+from vcyclectl.policy.demandsim import CachedReadings
 from vcyclectl.policy.simquiet import sim_deadlines, spans_spaces
 from vcyclectl.policy.simreport import SimReport, plot
+from vcyclectl.policy.simwait import measure_wait
 
 DAY = 86400.0
 __all__ = ["Demand", "SimReport", "Simulation", "bursts", "demand_from_campaigns",
@@ -93,6 +96,15 @@ class _SpaceSim:
     wait_planned: bool = False
     #: The last policy made and what it was made from (`policy_for`).
     policy_key: tuple[Any, ...] | None = None
+    #: The budget the space is in (`budget_of`), if any.
+    budget: Budget | None = None
+    #: Per machinetype, its options for a machine whose community has no work now.
+    no_work_options: dict[str, LocalOptions] = field(default_factory=dict)
+    #: The drain marks as the planner reads them: one view of `marks`, always current.
+    drains: Drains = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.drains = Drains(machines=self.marks)
 
 
 def as_stopped(view: CloudMachine, now: float) -> CloudMachine:
@@ -107,6 +119,25 @@ def as_stopped(view: CloudMachine, now: float) -> CloudMachine:
     fields["stopped_at"] = now
     fields["shutdown_message"] = "200 Intended work completed ok"
     return copy
+
+
+#: `CloudMachine`'s fields in their order, at their defaults (None where it has none).
+_LISTED: dict[str, Any] = {f.name: None if f.default is MISSING else f.default
+                           for f in fields(CloudMachine)}
+
+
+def listed(**values: Any) -> CloudMachine:
+    """`CloudMachine(**values)`, every field given but the defaulted ones, made by filling
+    its fields in their order (under half the constructor's cost, which sets each of its 20
+    frozen fields through `object.__setattr__`; `view` makes one per machine per change of
+    state). `CloudMachine` has no `__post_init__`; `raw`, its one `default_factory`, gets a
+    fresh dict."""
+    machine = object.__new__(CloudMachine)
+    state = machine.__dict__
+    state.update(_LISTED)
+    state["raw"] = {}
+    state.update(values)
+    return machine
 
 
 def check_modelled(config: Config, what: str) -> list[str]:
@@ -138,6 +169,7 @@ class Simulation:
         self._spans_spaces = spans_spaces(config)
         #: Hand the planner demand readings from `demand`'s queue model (docs/demand.md).
         self.signals = signals
+        self._readings = CachedReadings()
         #: What machines that ended "300 no work" cost, per community (and how many).
         self.no_work_spend: dict[str, float] = {}
         self.no_work_machines: dict[str, int] = {}
@@ -157,7 +189,8 @@ class Simulation:
                 space=space, options=model.options, flavors=model.flavors,
                 per_machinetype=model.per_machinetype,
                 names=random_names(space.slug, random.Random(rng.random())),
-                initial_spend=(initial_spend or {}).get(space.name, 0.0)))
+                initial_spend=(initial_spend or {}).get(space.name, 0.0),
+                budget=budget_of(config, space.name)))
         self._hypo_count = 0
         self._groups: dict[tuple[str, str], str] = {}
         self.communities = sorted({self.group(s.space.name, mt) for s in self.spaces
@@ -171,6 +204,8 @@ class Simulation:
         #: Processors per community and draining, as `row` last counted them; None once a
         #: pass acts (a pass without actions changes neither machines nor drain marks).
         self._counted: tuple[dict[str, int], int] | None = None
+        #: The report's column names, made by the first `row`.
+        self._columns: tuple[Any, ...] | None = None
 
     def group(self, space: str, machinetype: str) -> str:
         """The community a machinetype counts for (itself when it is in none)."""
@@ -252,16 +287,14 @@ class Simulation:
             creates = plan(sim.space, self.observe(sim, now), now, sim.names).creates
         for a in creates:
             assert a.flavor is not None
-            options = self.options_for(sim, a.machinetype)
-            has_work = self.demand.has_work(self.group(sim.space.name, a.machinetype), now)
-            life = life_of(a.name, now, replace(
-                options, no_work_probability=options.no_work_probability if has_work else 1.0),
-                spot=a.flavor.spot)
+            group = self.group(sim.space.name, a.machinetype)
+            life = life_of(a.name, now, self.options_for(sim, a.machinetype)
+                           if self.demand.has_work(group, now)
+                           else self.no_work_options(sim, a.machinetype), spot=a.flavor.spot)
             price = a.flavor.price_per_hour
             mt = sim.space.machinetypes.get(a.machinetype)
             sim.machines[a.name] = _Machine(
-                a.name, a.machinetype, a.processors, a.flavor, now, life,
-                group=self.group(sim.space.name, a.machinetype),
+                a.name, a.machinetype, a.processors, a.flavor, now, life, group=group,
                 accrual=price * self.step / 3600.0 if price else 0.0,
                 wallclock=mt.max_wallclock_seconds if mt else 0.0)
             sim.records[a.name] = MachineRecord(
@@ -298,6 +331,15 @@ class Simulation:
     def options_for(self, sim: _SpaceSim, machinetype: str) -> LocalOptions:
         return sim.per_machinetype.get(machinetype, sim.options)
 
+    def no_work_options(self, sim: _SpaceSim, machinetype: str) -> LocalOptions:
+        """The machinetype's options for a machine whose community has no work now (it
+        ends "300 No more work" soon after boot): made once per machinetype."""
+        options = sim.no_work_options.get(machinetype)
+        if options is None:
+            options = replace(self.options_for(sim, machinetype), no_work_probability=1.0)
+            sim.no_work_options[machinetype] = options
+        return options
+
     def observe(self, sim: _SpaceSim, now: float, *,
                 stopped: frozenset[str] | set[str] | None = None,
                 idle: Iterable[str] = ()) -> Observation:
@@ -305,39 +347,45 @@ class Simulation:
         what-if: their capacity and spend rate free, what they cost still counted), and
         `idle` machinetypes shown in backoff (a what-if: they create nothing)."""
         sim.policy = self.policy_for(sim, now)
-        machines = [self.view(sim, m, now) for m in sim.machines.values()]
+        view = self.view
+        # `view`'s own cache test, inline: most machines show what they showed last pass.
+        machines = [m.view if m.view is not None and now < m.view_until else view(sim, m, now)
+                    for m in sim.machines.values()]
         if stopped is not None:
             machines = [as_stopped(m, now) if m.name in stopped else m for m in machines]
         records = sim.records
-        return Observation(machines=machines, records=records,
-                           drains=Drains(machines=sim.marks) if sim.marks else Drains(),
+        return Observation(machines=machines, records=records, drains=sim.drains,
                            backoff=dict(sim.backoff, **{mt: now for mt in idle}) if idle
                            else sim.backoff, flavors=sim.flavors, policy=sim.policy,
-                           demand=model_readings(self, sim.space, now) if self.signals else {})
+                           demand=self._readings(self, sim.space, now) if self.signals else {})
 
     def policy_for(self, sim: _SpaceSim, now: float) -> SpacePolicy | None:
-        budget = budget_of(self.config, sim.space.name)
+        budget = sim.budget
         finished = sim.initial_spend
         if budget is not None:
             finished += sim.ledger.spent(budget.start_at, budget.end_at)
+        # All `space_policy` reads of `now`: which campaigns are on.
+        active = tuple(c.active(now) for c in self.config.campaigns)
         other: dict[str, int] = {}
-        if any(c.processors is not None and c.active(now) for c in self.config.campaigns):
+        if any(on and c.processors is not None
+               for on, c in zip(active, self.config.campaigns, strict=True)):
             for o in self.spaces:
                 if o is sim:
                     continue
                 for m in o.machines.values():
                     key = self.group(o.space.name, m.machinetype)
                     other[key] = other.get(key, 0) + m.processors
-        # Pure in these inputs: a pass asks up to four times (plan, re-plan, what-ifs).
-        made_from = (now, finished, tuple(sorted(other.items())))
+        # Pure in these inputs: a pass asks up to four times (plan, re-plan, what-ifs), and
+        # passes in a row mostly ask with the same campaigns on and the same usage.
+        made_from = (active, finished, tuple(sorted(other.items())))
         last = sim.policy_key
         if made_from == last:
             return sim.policy
         sim.policy_key = made_from
-        if last is not None and last[0] == now and last[2] == made_from[2] and \
+        if last is not None and last[0] == active and last[2] == made_from[2] and \
                 sim.policy is not None and sim.policy.money is not None:
-            # Only the spend of machines that ended moved (a re-plan after deletions):
-            # `space_policy` would make the same tiers and the same money but this figure.
+            # Only the spend of machines that ended moved: `space_policy` would make the
+            # same tiers and the same money but this figure.
             sim.policy = replace(sim.policy, money=replace(sim.policy.money,
                                                            finished_spend=finished))
         else:
@@ -364,7 +412,7 @@ class Simulation:
             message, until = life.message, math.inf
         mt = sim.space.machinetypes.get(m.machinetype)
         beating = mt is not None and mt.heartbeat_checked and state is MachineState.RUNNING
-        m.view = CloudMachine(
+        m.view = listed(
             id=m.name, name=m.name, space=sim.space.name, machinetype=m.machinetype,
             state=state, processors=m.processors, created_at=m.created_at,
             started_at=started, stopped_at=stopped, flavor=m.flavor.name, zone="local",
@@ -398,87 +446,63 @@ class Simulation:
 
     # -- what a pass is measured by ------------------------------------------------------
     def measure_wait(self, sim: _SpaceSim, now: float) -> None:
-        """After a pass: is the need of priority communities that have shown work covered by
-        backfill already on its way out? Two what-ifs of the planner: capacity if only the
-        draining backfill were gone, and if all backfill were gone; a proven community that
-        gets more in the second is waiting on backfill nobody asked to make room."""
-        assert sim.policy is not None
-        backfill = sim.policy.backfill_machinetypes
-        sim.wait_planned = False
-        if not backfill:
-            return
-        waiting: set[str] = set()
-        proven = {mt for mt in sim.space.machinetypes if mt not in backfill and
-                  self._proven(sim, mt, now)}
-        leaving = {n for n, m in sim.machines.items() if m.machinetype in backfill and
-                   n in sim.marks} if proven else set()
-        everything = {n for n, m in sim.machines.items() if m.machinetype in backfill} \
-            if proven else set()
-        # All backfill already leaving: the two what-ifs see the same, so nobody waits.
-        if proven and everything and everything != leaving:
-            sim.wait_planned = True
-            unproven = [mt for mt in sim.space.machinetypes
-                         if mt not in backfill and mt not in proven]
-            covered = plan(sim.space, self.observe(sim, now, stopped=leaving, idle=unproven),
-                           now, self.hypo_names).creates
-            ideal = plan(sim.space, self.observe(sim, now, stopped=everything, idle=unproven),
-                         now, self.hypo_names).creates
-            for mt in proven:
-                if sum(a.processors for a in ideal if a.machinetype == mt) > \
-                        sum(a.processors for a in covered if a.machinetype == mt):
-                    waiting.add(self.group(sim.space.name, mt))
-        for community in {self.group(sim.space.name, mt) for mt in sim.space.machinetypes}:
-            key = (sim.space.name, community)
-            if community in waiting:
-                since = self.waiting_since.setdefault(key, now)
-                self.max_wait[community] = max(self.max_wait.get(community, 0.0),
-                                               now - since + self.step)
-            else:
-                self.waiting_since.pop(key, None)
-                self.max_wait.setdefault(community, 0.0)
+        """After a pass: the backfill-wait what-ifs (`simwait`)."""
+        measure_wait(self, sim, now)
 
-    def _proven(self, sim: _SpaceSim, mt: str, now: float) -> bool:
-        machinetype = sim.space.machinetypes[mt]
-        return any(m.machinetype == mt and m.life.started_at <= now < m.life.stopped_at and
-                   not m.life.failed and now - m.life.started_at >= machinetype.fizzle_seconds
-                   for m in sim.machines.values())
+    def what_if(self, sim: _SpaceSim, now: float, stopped: set[str],
+                idle: Sequence[str]) -> Plan:
+        """The plan of a pass at `now` if the machines in `stopped` had just ended and the
+        `idle` machinetypes were in backoff: it creates nothing (names from `hypo_names`)."""
+        return plan(sim.space, self.observe(sim, now, stopped=stopped, idle=idle), now,
+                    self.hypo_names)
 
     def row(self, now: float) -> dict[str, Any]:
+        """The report's row for the step at `now` (once per step: its columns' names are
+        made once, and machines without a price, which add nothing, are not walked)."""
         from vcyclectl.core.times import iso
 
         row: dict[str, Any] = {"time": now, "date": iso(now)}
         if self._counted is None:
             self._counted = self.count_processors()
         processors, draining = self._counted
-        for c in self.communities:
-            row[f"processors:{c}"] = processors[c]
+        if self._columns is None:
+            self._columns = (
+                [(f"processors:{c}", c) for c in self.communities],
+                [(f"spend:{c}", c) for c in self.communities],
+                [(b, [s for s in self.spaces if s.space.name in b.spaces],
+                  *(f"budget:{b.name}:{k}" for k in
+                    ("spent", "committed", "line", "burn_rate", "paced_rate")))
+                 for b in self.config.budgets.values()])
+        by_community, spend_columns, budget_columns = self._columns
+        for key, c in by_community:
+            row[key] = processors[c]
         row["processors_draining"] = draining
-        for c in self.communities:
-            row[f"spend:{c}"] = self.spend_by_group[c]
-        for budget in self.config.budgets.values():
+        spend = self.spend_by_group
+        for key, c in spend_columns:
+            row[key] = spend[c]
+        for budget, sims, k_spent, k_committed, k_line, k_burn, k_paced in budget_columns:
             spent = reserved = rate = 0.0
-            for sim in self.spaces:
-                if sim.space.name not in budget.spaces:
-                    continue
-                spent += sim.initial_spend + sim.ledger.spent(budget.start_at, budget.end_at)
+            start_at = budget.start_at
+            for sim in sims:
+                spent += sim.initial_spend + sim.ledger.spent(start_at, budget.end_at)
                 margin = budget.reserve_margin_seconds
                 for m in sim.machines.values():
-                    if m.created_at < budget.start_at:
-                        continue
-                    price = m.flavor.price_per_hour or 0.0
-                    spent += machine_cost(price, m.created_at, now)
-                    reserved += price * max(0.0, m.created_at + (m.wallclock + margin) - now) \
-                        / 3600.0
+                    price = m.flavor.price_per_hour
+                    if not price or m.created_at < start_at:
+                        continue  # adds 0.0 to each sum below, which changes none
+                    # `machine_cost(price, m.created_at, now)`, inline (every machine, step)
+                    ran = now - m.created_at
+                    spent += price * (ran if ran > 0.0 else 0.0) / 3600.0
+                    left = m.created_at + (m.wallclock + margin) - now
+                    reserved += price * (left if left > 0.0 else 0.0) / 3600.0
                     rate += price
-            elapsed = min(max(now - budget.start_at, 0.0), budget.end_at - budget.start_at)
-            row[f"budget:{budget.name}:spent"] = spent
-            row[f"budget:{budget.name}:committed"] = spent + reserved
-            row[f"budget:{budget.name}:line"] = budget.amount * elapsed / (
-                budget.end_at - budget.start_at)
-            row[f"budget:{budget.name}:burn_rate"] = rate
-            row[f"budget:{budget.name}:paced_rate"] = (
-                paced_rate(budget.amount, spent, now, budget.end_at)
-                if budget.start_at <= now < budget.end_at else 0.0)
+            elapsed = min(max(now - start_at, 0.0), budget.end_at - start_at)
+            row[k_spent] = spent
+            row[k_committed] = spent + reserved
+            row[k_line] = budget.amount * elapsed / (budget.end_at - start_at)
+            row[k_burn] = rate
+            row[k_paced] = (paced_rate(budget.amount, spent, now, budget.end_at)
+                            if start_at <= now < budget.end_at else 0.0)
         return row
 
     def count_processors(self) -> tuple[dict[str, int], int]:

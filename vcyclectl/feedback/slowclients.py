@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from vcyclectl import log
+from vcyclectl.feedback.workerpool import RequestPool
 
 
 
@@ -104,11 +105,45 @@ def request_read() -> None:
         _GUARD.read_done()
 
 
+#: How often a worker tells the master it is alive (gunicorn's `notify`, a `utime` of its
+#: liveness file): gunicorn does it on every turn of the event loop, about twice per
+#: request; the master only checks it against `timeout` (30 s).
+NOTIFY_SECONDS = 1.0
+
+
 def bounded_worker_class(options: "ServeOptions") -> type:
-    """Gunicorn's threaded worker with a `SlowClientGuard` around each request."""
+    """Gunicorn's threaded worker with a `SlowClientGuard` around each request, its requests
+    run by a `RequestPool` (vcyclectl.feedback.workerpool says why) where the gunicorn
+    installed hands them over the way this was written for, and its liveness file touched
+    at most once per `NOTIFY_SECONDS`."""
     from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
+    lean_pool = all(callable(getattr(ThreadWorker, name, None))
+                    for name in ("get_thread_pool", "enqueue_req", "finish_request"))
+
     class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
+        _notified_at = float("-inf")
+
+        def notify(self) -> None:
+            now = time.monotonic()
+            if now - self._notified_at >= NOTIFY_SECONDS:
+                self._notified_at = now
+                super().notify()
+
+        def get_thread_pool(self) -> Any:
+            if lean_pool:
+                return RequestPool(self.cfg.threads)
+            return super().get_thread_pool()
+
+        def enqueue_req(self, conn: Any) -> None:
+            pool = self.tpool
+            if not isinstance(pool, RequestPool):
+                super().enqueue_req(conn)
+                return
+            defer = self.method_queue.defer
+            finish = self.finish_request
+            pool.submit_then(self.handle, conn, lambda done: defer(finish, conn, done))
+
         def init_process(self) -> None:
             global _GUARD
             _GUARD = SlowClientGuard(options.request_timeout, options.slow_request_seconds,
@@ -119,6 +154,8 @@ def bounded_worker_class(options: "ServeOptions") -> type:
 
         def waiting_for_a_thread(self) -> int:
             pool = getattr(self, "tpool", None)
+            if isinstance(pool, RequestPool):
+                return pool.pending()
             queue = getattr(pool, "_work_queue", None)  # ThreadPoolExecutor's own queue
             return int(queue.qsize()) if queue is not None else 0
 

@@ -57,24 +57,3 @@ def test_an_unchanged_journal_is_not_read_again(tmp_path: Path) -> None:
     assert cache.get("m-9") is not None
     assert cache.reads == reads + 1
 
-
-def test_a_record_is_built_once_per_journal_line(tmp_path: Path) -> None:
-    store = space(tmp_path)
-    store.put_records([rec("m-1"), rec("m-2")])
-    cache = RecordsCache(store.records_file)
-    first = cache.get("m-1")
-    assert first is not None and cache.get("m-1") is first  # kept, not rebuilt
-    store.put_records([rec("m-1", deleting_at=7.0)])
-    changed = cache.get("m-1")
-    assert changed is not None and changed is not first and changed.deleting_at == 7.0
-    assert cache.get("m-1") is changed
-    store.delete_records(["m-1"])
-    assert cache.get("m-1") is None
-    store.put_records([rec("m-1", machinetype="b")])  # the same name again: a new record
-    again = cache.get("m-1")
-    assert again is not None and again.machinetype == "b" and again.deleting_at is None
-    store._journal_lines = 10_000
-    assert store.compact({"m-2": rec("m-2", state=MachineState.STOPPED)})
-    compacted = cache.get("m-2")  # a replay: nothing built before it is returned
-    assert compacted is not None and compacted.state is MachineState.STOPPED
-    assert cache.get("m-1") is None

@@ -18,3 +18,29 @@ def test_liveness_file_goes_to_a_writable_tmpfs_else_gunicorns_default(tmp_path:
 def test_settings_name_the_liveness_dir() -> None:
     settings = gunicorn_settings(ServeOptions())
     assert settings["worker_tmp_dir"] == liveness_tmp_dir()
+
+
+def test_the_worker_hands_requests_to_a_request_pool_and_notifies_once_a_second() -> None:
+    from gunicorn.config import Config  # type: ignore[import-untyped]
+    from gunicorn.glogging import Logger  # type: ignore[import-untyped]
+
+    from vcyclectl.feedback.slowclients import NOTIFY_SECONDS
+    from vcyclectl.feedback.workerpool import RequestPool
+
+    settings = gunicorn_settings(ServeOptions(threads=3))
+    cfg = Config()
+    cfg.set("threads", 3)
+    worker = settings["worker_class"](0, 1, [], None, 30, cfg, Logger(cfg))
+    pool = worker.get_thread_pool()
+    assert isinstance(pool, RequestPool) and len(pool._threads) == 3
+    worker.tpool = pool
+    assert worker.waiting_for_a_thread() == 0
+    touched: list[int] = []
+    worker.tmp.notify = lambda: touched.append(1)
+    for _ in range(50):
+        worker.notify()
+    assert touched == [1]  # the loop turns often; the master's file is touched once
+    worker._notified_at -= NOTIFY_SECONDS
+    worker.notify()
+    assert touched == [1, 1]
+    worker.tmp.close()

@@ -118,6 +118,17 @@ class FeedbackApp:
             self._caches[name] = RecordsCache(store.records_file)
             self._outputs[name] = str(store.joboutputs_dir)
 
+    def warm(self) -> None:
+        """Read every space's records now, not on the first request: a worker calls it
+        once before serving (and before `gc.freeze`). A state directory that cannot be
+        read is left for the requests to report."""
+        for name, cache in self._caches.items():
+            try:
+                cache.get("")
+            except (OSError, StateError) as exc:
+                log.warning("serve: cannot read the machine records yet", space=name,
+                            error=str(exc))
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
             reply = self.handle(environ)

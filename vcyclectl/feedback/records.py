@@ -9,11 +9,6 @@ the lock: the file's identity (inode, size, mtime) is the one the last read star
 so the records in memory are current. Only when it differs does a thread take the lock
 and read what was appended; a gthread worker's threads then no longer queue on one lock
 (held across a `stat`) for every heartbeat.
-
-A record is built (`MachineRecord.from_record`) once per journal line, on its first
-look-up, not on every request: the built record is kept beside the line it came from and
-reused while that line is still the machine's current one (an identity check, so a thread
-that races a refresh can at worst build a record again, never return a stale one).
 """
 
 from __future__ import annotations
@@ -48,8 +43,6 @@ class RecordsCache:
         self.path = path
         self._path = str(path)  # stat'ed per request: no `Path.__fspath__` each time
         self._raw: dict[str, Mapping[str, Any]] = {}
-        #: name -> (the journal data it was built from, the record): see the module.
-        self._built: dict[str, tuple[Mapping[str, Any], MachineRecord]] = {}
         self._tail = JournalTail(path)
         self._lock = threading.Lock()
         #: The journal's identity when the last read began: unchanged means nothing to read.
@@ -64,14 +57,7 @@ class RecordsCache:
             with self._lock:
                 self._refresh(seen)
         raw = self._raw.get(name)
-        if raw is None:
-            return None
-        built = self._built.get(name)
-        if built is not None and built[0] is raw:
-            return built[1]
-        record = MachineRecord.from_record(raw)
-        self._built[name] = (raw, record)
-        return record
+        return MachineRecord.from_record(raw) if raw is not None else None
 
     def _refresh(self, seen: tuple[int, int, int] | None) -> None:
         """Read what was appended; `seen` is the identity stat'ed before it, so a line
@@ -83,7 +69,6 @@ class RecordsCache:
         raw = {} if restart else self._raw
         if restart:
             self.replays += 1
-            self._built = {}
         for line in lines:
             change = journal_change(line)
             if change is None:
@@ -91,7 +76,6 @@ class RecordsCache:
             name, data = change
             if data is None:
                 raw.pop(name, None)
-                self._built.pop(name, None)
             else:
                 raw[name] = data
         self._raw = raw

@@ -4,6 +4,7 @@ so heartbeats keep flowing while someone drips bytes at the server (issue 22).""
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -123,6 +124,17 @@ def bounded_worker_class(options: "ServeOptions") -> type:
 
     class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
         _notified_at = float("-inf")
+
+        def run(self) -> None:
+            warm = getattr(self.wsgi, "warm", None)
+            if callable(warm):
+                warm()
+            # Everything loaded so far, the machine records above all, lives as long as
+            # the worker: out of the cyclic collector's sight, a full collection no longer
+            # walks it (7 ms on an idle core for 10,000 records, 60 ms on a busy one,
+            # with every thread of the worker stopped). Still freed when dropped.
+            gc.freeze()
+            super().run()
 
         def notify(self) -> None:
             now = time.monotonic()

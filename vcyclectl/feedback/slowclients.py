@@ -1,6 +1,8 @@
 """Slow clients must not stop `serve`: a per-worker guard closes a request still being sent
 after `request_timeout`, and bounds how many of a worker's threads slow requests may hold,
-so heartbeats keep flowing while someone drips bytes at the server (issue 22)."""
+so heartbeats keep flowing while someone drips bytes at the server (issue 22). The worker
+class built here (`bounded_worker_class`) also trims gunicorn's per-request overhead
+(issue 17): its pool, its liveness touches, its records read and frozen before serving."""
 
 from __future__ import annotations
 
@@ -115,8 +117,9 @@ NOTIFY_SECONDS = 1.0
 def bounded_worker_class(options: "ServeOptions") -> type:
     """Gunicorn's threaded worker with a `SlowClientGuard` around each request, its requests
     run by a `RequestPool` (vcyclectl.feedback.workerpool says why) where the gunicorn
-    installed hands them over the way this was written for, and its liveness file touched
-    at most once per `NOTIFY_SECONDS`."""
+    installed hands them over the way this was written for, its liveness file touched at
+    most once per `NOTIFY_SECONDS`, and the app's records read (`FeedbackApp.warm`) and
+    frozen out of the cyclic collector before it takes a connection."""
     from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
     lean_pool = all(callable(getattr(ThreadWorker, name, None))
@@ -132,7 +135,9 @@ def bounded_worker_class(options: "ServeOptions") -> type:
             # Everything loaded so far, the machine records above all, lives as long as
             # the worker: out of the cyclic collector's sight, a full collection no longer
             # walks it (7 ms on an idle core for 10,000 records, 60 ms on a busy one,
-            # with every thread of the worker stopped). Still freed when dropped.
+            # with every thread of the worker stopped). Dropped objects are still freed by
+            # reference counting; only one in a reference cycle would stay, and the records
+            # (plain JSON values, replaced whole by a replay) form none.
             gc.freeze()
             super().run()
 

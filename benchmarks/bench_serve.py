@@ -210,7 +210,7 @@ def server_command(args: argparse.Namespace, label: str, code: str | None, confi
                 "--no-ws", "--log-level", "warning"], env
     return [*serve_command(code), "--config", str(config), "serve", "--listen",
             f"127.0.0.1:{port}", "--workers", str(args.workers), "--threads",
-            str(args.threads), "--no-access-log"], None
+            str(args.threads), *([] if args.access_log else ["--no-access-log"])], None
 
 
 def run_once(args: argparse.Namespace, label: str, code: str | None,
@@ -341,6 +341,9 @@ def main() -> int:
     parser.add_argument("--compare-root", default=None, metavar="DIR",
                         help="also run this checkout with the state directory under DIR "
                              "(e.g. /dev/shm, tmpfs), interleaved: what the disk costs")
+    parser.add_argument("--access-log", action="store_true",
+                        help="serve with its access log on, as it runs by default (written "
+                             "to a file beside the state directory)")
     parser.add_argument("--compare-granian", action="store_true",
                         help="also run this checkout's app under granian (if installed), "
                              "interleaved: gunicorn's own share of the CPU per request")

@@ -44,3 +44,31 @@ def test_the_worker_hands_requests_to_a_request_pool_and_notifies_once_a_second(
     worker.notify()
     assert touched == [1, 1]
     worker.tmp.close()
+
+
+def test_access_fields_are_gunicorns_atoms_computed_alone() -> None:
+    import datetime
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from vcyclectl.feedback.server import access_fields
+
+    environ = {"REMOTE_ADDR": "10.1.2.3", "REQUEST_METHOD": "PUT", "RAW_URI": "/m/x?t=1",
+               "PATH_INFO": "/machines/s/m/joboutputs/heartbeat", "QUERY_STRING": "t=1",
+               "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_AUTHORIZATION": "Bearer " + "a" * 64}
+    atoms = Logger(Config()).atoms
+    for status, sent, took in (("204 No Content", 0, datetime.timedelta(microseconds=1500)),
+                               ("413 Content Too Large", 1234,
+                                datetime.timedelta(seconds=2, microseconds=999)),
+                               (500, None, datetime.timedelta(0))):
+        resp = SimpleNamespace(status=status, sent=sent, headers=[("Content-Length", "0")])
+        req = SimpleNamespace(headers=[("AUTHORIZATION", environ["HTTP_AUTHORIZATION"])])
+        expected = atoms(resp, req, environ, took)
+        got = access_fields(resp, environ, took)
+        assert [str(got[k]) for k in ("client", "method", "path", "status", "bytes", "ms")] \
+            == [str(expected[a]) for a in ("h", "m", "U", "s", "b", "M")]
+        assert not any("Bearer" in str(v) for v in got.values())  # never the token
+    assert access_fields(SimpleNamespace(status="204 No Content", sent=7), environ,
+                         datetime.timedelta(milliseconds=3))["bytes"] == 7  # JSON numbers

@@ -56,4 +56,3 @@ def test_an_unchanged_journal_is_not_read_again(tmp_path: Path) -> None:
     store.put_records([rec("m-9")])
     assert cache.get("m-9") is not None
     assert cache.reads == reads + 1
-

@@ -16,7 +16,10 @@ is on: the default is the system temp dir, which may be tmpfs on some machines.
 For before/after figures in one run, `--baseline DIR` also runs `serve` from an older
 copy of the package (`git archive main vcyclectl | tar -x -C DIR`) and `--compare-root
 /dev/shm` this checkout with the state directory on tmpfs, interleaved round by round
-(`--rounds N`), so that both see the same background load.
+(`--rounds N`), so that both see the same background load. `--compare-granian` also runs
+this checkout's WSGI app under granian (a Rust HTTP server, if installed; not a
+dependency of vcyclectl) with the same workers and threads: what gunicorn's own
+per-request work costs, for a decision on the server (see benchmarks/README.md).
 
 Bounded in count and time: at most --requests requests, at most --seconds of load per run.
 
@@ -184,6 +187,32 @@ def serve_command(code: str | None) -> list[str]:
     return [sys.executable, "-c", _FROM_FOLDER, code]
 
 
+def granian_app() -> object:
+    """The feedback app for `--compare-granian` (granian's `--factory`), from the
+    configuration the run wrote; its journal is read now, as a `serve` worker does."""
+    from vcyclectl.config.load import load
+    from vcyclectl.feedback.app import FeedbackApp
+
+    app = FeedbackApp(load(Path(os.environ["BENCH_SERVE_CONFIG"])))
+    app.warm()
+    return app
+
+
+def server_command(args: argparse.Namespace, label: str, code: str | None, config: Path,
+                   port: int) -> tuple[list[str], dict[str, str] | None]:
+    """The server process of one variant, and its environment (None: this one's)."""
+    if label == "granian":
+        env = dict(os.environ, BENCH_SERVE_CONFIG=str(config),
+                   PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.getcwd()]))
+        return [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory",
+                "bench_serve:granian_app", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(args.workers), "--blocking-threads", str(args.threads),
+                "--no-ws", "--log-level", "warning"], env
+    return [*serve_command(code), "--config", str(config), "serve", "--listen",
+            f"127.0.0.1:{port}", "--workers", str(args.workers), "--threads",
+            str(args.threads), *([] if args.access_log else ["--no-access-log"])], None
+
+
 def run_once(args: argparse.Namespace, label: str, code: str | None,
              state_root: str | None) -> Run:
     """A fresh state directory, one `serve`, one open-loop load; then the figures."""
@@ -200,11 +229,8 @@ def run_once(args: argparse.Namespace, label: str, code: str | None,
                 for n in (names[i % len(names)] for i in range(total))]
         port = free_port()
         log = open(root / "serve.log", "wb")
-        command = serve_command(code)
-        server = subprocess.Popen(
-            [*command, "--config", str(config), "serve", "--listen",
-             f"127.0.0.1:{port}", "--workers", str(args.workers), "--threads",
-             str(args.threads), "--no-access-log"], stdout=log, stderr=subprocess.STDOUT)
+        command, env = server_command(args, label, code, config, port)
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             wait_until_up(port, server)
             cpu_before = process_tree_cpu(server.pid)
@@ -315,6 +341,12 @@ def main() -> int:
     parser.add_argument("--compare-root", default=None, metavar="DIR",
                         help="also run this checkout with the state directory under DIR "
                              "(e.g. /dev/shm, tmpfs), interleaved: what the disk costs")
+    parser.add_argument("--access-log", action="store_true",
+                        help="serve with its access log on, as it runs by default (written "
+                             "to a file beside the state directory)")
+    parser.add_argument("--compare-granian", action="store_true",
+                        help="also run this checkout's app under granian (if installed), "
+                             "interleaved: gunicorn's own share of the CPU per request")
     parser.add_argument("--first-heartbeats", action="store_true",
                         help="start with no joboutputs, so every request is a machine's "
                              "first heartbeat (default: each has heartbeated before)")
@@ -333,6 +365,8 @@ def main() -> int:
     if args.compare_root:
         print(f"this-cmp: state on {args.compare_root}: {filesystem_of(args.compare_root)}")
         variants.append(("this-cmp", None, args.compare_root))
+    if args.compare_granian:
+        variants.append(("granian", None, args.state_root))
     runs: dict[str, list[Run]] = {label: [] for label, _, _ in variants}
     for _ in range(args.rounds):
         for label, code, root in variants:
@@ -347,6 +381,10 @@ def main() -> int:
         cpu = (statistics.median(r.cpu_ms for r in runs["this"])
                / statistics.median(r.cpu_ms for r in runs["baseline"]))
         print(f"this/baseline (medians): p99 {ratio:.2f}, serve CPU per request {cpu:.2f}")
+    if args.compare_granian:
+        cpu = (statistics.median(r.cpu_ms for r in runs["granian"])
+               / statistics.median(r.cpu_ms for r in runs["this"]))
+        print(f"granian/this (medians): serve CPU per request {cpu:.2f}")
     mine = runs["this"]
     ok = all(r.errors == 0 and r.rate >= 0.95 * args.aim_rate for r in mine) and \
         statistics.median(r.p99 for r in mine) < args.aim_p99_ms

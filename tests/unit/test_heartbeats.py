@@ -39,10 +39,12 @@ def store(tmp_path: Path) -> SpaceState:
     return space
 
 
-def test_the_first_heartbeat_makes_a_private_folder_and_file(store: SpaceState) -> None:
+@pytest.mark.parametrize("as_text", [False, True])  # serve passes a plain string
+def test_the_first_heartbeat_makes_a_private_folder_and_file(store: SpaceState,
+                                                             as_text: bool) -> None:
     path = store.machine_outputs_dir(NAME) / "heartbeat"
     before = time.time()
-    write_heartbeat(path, b"1764400000\n")
+    write_heartbeat(str(path) if as_text else path, b"1764400000\n")
     assert path.read_bytes() == b"1764400000\n"
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -88,17 +90,20 @@ def test_a_symlink_in_place_of_the_file_is_never_followed(store: SpaceState,
     assert target.read_bytes() == b"keep\n"
 
 
-def test_the_folder_mtime_follows_heartbeats_within_a_minute(store: SpaceState) -> None:
+@pytest.mark.parametrize("as_text", [False, True])
+def test_the_folder_mtime_follows_heartbeats_within_a_minute(store: SpaceState,
+                                                             as_text: bool) -> None:
     path = store.machine_outputs_dir(NAME) / "heartbeat"
-    write_heartbeat(path, b"1\n")
+    given = str(path) if as_text else path
+    write_heartbeat(given, b"1\n")
     folder = path.parent
     age(folder, FOLDER_TOUCH_SECONDS / 2)
     recent = folder.stat().st_mtime
-    write_heartbeat(path, b"2\n")  # within the bound: the folder is left alone
+    write_heartbeat(given, b"2\n")  # within the bound: the folder is left alone
     assert folder.stat().st_mtime == recent
     age(folder, FOLDER_TOUCH_SECONDS + 30)
     before = time.time()
-    write_heartbeat(path, b"3\n")  # past it: moved to now
+    write_heartbeat(given, b"3\n")  # past it: moved to now
     assert folder.stat().st_mtime >= before - SLACK
     assert not touch_folder_if_behind(folder / "gone", time.time())
 

@@ -42,6 +42,22 @@ def test_token_matches_only_the_right_token(tmp_path: Path) -> None:
     assert not tokens.token_matches(key, "m1", "é" * 64)
 
 
+def test_token_check_answers_as_token_matches_and_stays_bounded(tmp_path: Path) -> None:
+    key = tokens.secret(tmp_path)
+    check = tokens.TokenCheck(key, most=3)
+    names = [f"m{i}" for i in range(7)]
+    for _ in range(2):  # the second round answers from derived tokens, some forgotten
+        for name in names:
+            good = tokens.token_for(key, name)
+            for presented in (good, tokens.token_for(key, "other"), good.upper(), "",
+                              "é" * 64, good[:-1] + ("0" if good[-1] != "0" else "1")):
+                assert check.matches(name, presented) == \
+                    tokens.token_matches(key, name, presented), (name, presented)
+            assert len(check._tokens) <= 3
+    other = tokens.TokenCheck(tokens.token_for(key, "another key").encode())
+    assert not other.matches("m1", tokens.token_for(key, "m1"))
+
+
 def _key_in_new_process(state_dir: str) -> bytes:
     tokens._cache.clear()  # a forked child must really read or create the file
     return tokens.secret(Path(state_dir))

@@ -81,6 +81,9 @@ _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 403: "Forbidden",
             404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
             413: "Content Too Large", 500: "Internal Server Error",
             503: "Service Unavailable"}
+_STATUS_LINES = {code: f"{code} {reason}" for code, reason in _REASONS.items()}
+_PLAIN_TEXT = ("Content-Type", "text/plain; charset=utf-8")
+_NO_STORE = ("Cache-Control", "no-store")
 
 
 def _text(status: int, message: str, *headers: tuple[str, str]) -> Reply:
@@ -98,6 +101,7 @@ class FeedbackApp:
         #: cannot read it any more, or reads another id (a different share mounted there).
         self.state_id: str | None = None
         self._key: bytes | None = None
+        self._tokens: tokens.TokenCheck | None = None
         try:
             self.state_id = self.root.open(create=False)
             self._key = tokens.secret(config.state_dir)
@@ -105,10 +109,25 @@ class FeedbackApp:
             log.error("serve: state directory unavailable", error=str(exc))
         self._caches: dict[str, RecordsCache] = {}
         self._stores: dict[str, SpaceState] = {}
+        #: Each space's joboutputs folder as a string: a heartbeat's path is joined from
+        #: it and two names already checked, cheaper than three `Path` joins per request.
+        self._outputs: dict[str, str] = {}
         for name in config.spaces:
             store = self.root.space(name)
             self._stores[name] = store
             self._caches[name] = RecordsCache(store.records_file)
+            self._outputs[name] = str(store.joboutputs_dir)
+
+    def warm(self) -> None:
+        """Read every space's records now, not on the first request: a worker calls it
+        once before serving (and before `gc.freeze`). A state directory that cannot be
+        read is left for the requests to report."""
+        for name, cache in self._caches.items():
+            try:
+                cache.get("")
+            except (OSError, StateError) as exc:
+                log.warning("serve: cannot read the machine records yet", space=name,
+                            error=str(exc))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -120,11 +139,14 @@ class FeedbackApp:
             log.error("serve: state directory unavailable", error=str(exc))
             reply = _text(503, f"state directory unavailable: {exc}")
         request_read()
-        typed = any(k == "Content-Type" for k, _ in reply.headers)  # pages.py sets its own
-        headers = [*([] if typed else [("Content-Type", "text/plain; charset=utf-8")]),
-                   ("Content-Length", str(len(reply.body))), ("Cache-Control", "no-store"),
-                   *reply.headers]
-        start_response(f"{reply.status} {_REASONS.get(reply.status, 'Error')}", headers)
+        length = ("Content-Length", str(len(reply.body)))
+        if not reply.headers:  # every heartbeat: no scan, no unpacking
+            headers = [_PLAIN_TEXT, length, _NO_STORE]
+        else:
+            typed = any(k == "Content-Type" for k, _ in reply.headers)  # pages.py: its own
+            headers = [*([] if typed else [_PLAIN_TEXT]), length, _NO_STORE, *reply.headers]
+        status = _STATUS_LINES.get(reply.status) or f"{reply.status} Error"
+        start_response(status, headers)
         return [reply.body]
 
     # -- routing and checks, in the documented order ------------------------------------------
@@ -194,7 +216,10 @@ class FeedbackApp:
         presented = presented.strip()
         if scheme.lower() != "bearer" or not _TOKEN.fullmatch(presented):
             return False
-        return tokens.token_matches(self.token_key(), name, presented)
+        check = self._tokens
+        if check is None:
+            check = self._tokens = tokens.TokenCheck(self.token_key())
+        return check.matches(name, presented)
 
     # -- MJF ---------------------------------------------------------------------------
     def get_feature(self, store: SpaceState, rec: MachineRecord, section: str, key: str) -> Reply:
@@ -249,11 +274,12 @@ class FeedbackApp:
         machine can exceed its quota by at most two such files."""
         body = read_bounded(environ["wsgi.input"], REPORT_BYTES)
         request_read()
-        folder = store.machine_outputs_dir(name)
         if heartbeat:  # overwritten in place, no fsync: vcyclectl.state.heartbeats says why
-            write_heartbeat(folder / filename, body)
+            # `handle` checked both names (a machine name, a plain file name): no `/`,
+            # no leading dot, so the joined path stays inside this machine's folder.
+            write_heartbeat(f"{self._outputs[store.name]}/{name}/{filename}", body)
         else:  # a shutdown message is kept atomically and durably
-            write_atomic(folder / filename, body)
+            write_atomic(store.machine_outputs_dir(name) / filename, body)
         return Reply(204)
 
 

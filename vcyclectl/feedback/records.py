@@ -23,7 +23,7 @@ from vcyclectl.state.files import JournalTail
 from vcyclectl.state.space import journal_change
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def _identity(path: str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -41,6 +41,7 @@ class RecordsCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._path = str(path)  # stat'ed per request: no `Path.__fspath__` each time
         self._raw: dict[str, Mapping[str, Any]] = {}
         self._tail = JournalTail(path)
         self._lock = threading.Lock()
@@ -51,7 +52,7 @@ class RecordsCache:
         self.reads = 0  # reads of appended lines (or replays), for tests
 
     def get(self, name: str) -> MachineRecord | None:
-        seen = _identity(self.path)
+        seen = _identity(self._path)
         if not self._read_once or seen is None or seen != self._read_from:
             with self._lock:
                 self._refresh(seen)

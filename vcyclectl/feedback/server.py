@@ -108,16 +108,30 @@ def vcyclectl_logger_class() -> type:
         def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
             if not self.cfg.accesslog:
                 return
-            atoms = self.atoms(resp, req, environ, request_time)
-            values: dict[str, Any] = {"client": atoms["h"], "method": atoms["m"],
-                                      "path": atoms["U"]}
-            for key, atom in (("status", "s"), ("bytes", "b"), ("ms", "M")):
-                text = str(atoms[atom])
-                values[key] = int(text) if text.isdigit() else text  # numbers in JSON
+            values = access_fields(resp, environ, request_time)
             self.access_log.info("%s %s", "request", log.fields(**values),
                                  extra={"vc_message": "request", "vc_fields": values})
 
     return VcyclectlLogger
+
+
+def access_fields(resp: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+    """The access log's fields, as gunicorn's atoms `h m U s b M` give them, computed alone:
+    `Logger.atoms` builds some fifty (every header and environ key, a formatted date) per
+    request to log six: 16 µs against 1.6 µs on an idle core, per request (issue 17)."""
+    status = resp.status
+    if isinstance(status, str):
+        status = status.split(None, 1)[0]
+    sent = getattr(resp, "sent", None)
+    values: dict[str, Any] = {"client": environ.get("REMOTE_ADDR", "-"),
+                              "method": environ.get("REQUEST_METHOD"),
+                              "path": environ.get("PATH_INFO")}
+    ms = request_time.seconds * 1000 + int(request_time.microseconds / 1000)
+    for key, value in (("status", status), ("bytes", str(sent) if sent is not None else "-"),
+                       ("ms", ms)):
+        text = str(value)
+        values[key] = int(text) if text.isdigit() else text  # numbers in JSON
+    return values
 
 
 class MissingExtra(VcyclectlError):

@@ -42,14 +42,16 @@ FOLDER_TOUCH_SECONDS = 60.0
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def write_heartbeat(path: Path, data: bytes) -> None:
+def write_heartbeat(path: str | Path, data: bytes) -> None:
     """Overwrite the heartbeat file at `path` with `data` in place (see the module): its
     mtime becomes now, whatever `data` is (an empty body too). Creates the folder, 0700,
-    and the file, 0600, on first use."""
+    and the file, 0600, on first use. `path` may be a plain string: `serve` makes one per
+    heartbeat, and a `Path` costs more to build than the write itself."""
+    folder = os.path.dirname(path)
     try:
         fd = os.open(path, _OPEN_FLAGS, FILE_MODE)
     except FileNotFoundError:
-        ensure_dir(path.parent)
+        ensure_dir(Path(folder))
         fd = os.open(path, _OPEN_FLAGS, FILE_MODE)
     try:
         _pwrite_all(fd, data)
@@ -61,10 +63,10 @@ def write_heartbeat(path: Path, data: bytes) -> None:
             st = os.fstat(fd)
     finally:
         os.close(fd)
-    touch_folder_if_behind(path.parent, st.st_mtime)
+    touch_folder_if_behind(folder, st.st_mtime)
 
 
-def touch_folder_if_behind(folder: Path, written_at: float) -> bool:
+def touch_folder_if_behind(folder: str | Path, written_at: float) -> bool:
     """Move the folder's mtime to now when it is more than `FOLDER_TOUCH_SECONDS` older than
     `written_at` (a file's mtime in it), so retention counts from the last write. Returns
     whether it moved it."""

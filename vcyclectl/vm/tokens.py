@@ -93,3 +93,28 @@ def token_for(key: bytes, name: str) -> str:
 def token_matches(key: bytes, name: str, presented: str) -> bool:
     """Constant-time comparison, so response timing tells nothing about a wrong token."""
     return hmac.compare_digest(token_for(key, name).encode(), presented.encode("utf-8", "replace"))
+
+
+class TokenCheck:
+    """`token_matches` for one key, with each machine's token derived once, not per request.
+
+    `serve` checks a token on every heartbeat, and the same few thousand machines call
+    again and again: the HMAC is computed on a machine's first request and kept (at most
+    `most` names, then forgotten all at once, so names made up by a caller cannot grow it
+    without bound). The comparison is still constant-time, and a process keeps its key
+    for its life either way (`secret` caches it), so the cache changes no answer.
+    Thread-safe: a lost race computes the same token twice.
+    """
+
+    def __init__(self, key: bytes, most: int = 200_000) -> None:
+        self._key = key
+        self._most = most
+        self._tokens: dict[str, bytes] = {}
+
+    def matches(self, name: str, presented: str) -> bool:
+        expected = self._tokens.get(name)
+        if expected is None:
+            if len(self._tokens) >= self._most:
+                self._tokens.clear()
+            expected = self._tokens[name] = token_for(self._key, name).encode()
+        return hmac.compare_digest(expected, presented.encode("utf-8", "replace"))

@@ -13,7 +13,6 @@ nobody asked to make room (the simulated cases never wait, so they cannot show i
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,13 @@ import tests.simulation.test_skip_quiet as quiet
 from vcyclectl import config
 from vcyclectl.clouds.local.driver import Life
 from vcyclectl.clouds.local.options import LocalFlavor, LocalOptions
-from vcyclectl.config import Campaign, Community, Config, Machinetype, Space
+from vcyclectl.config import Community, Config, Machinetype, Space
 from vcyclectl.core.model import CloudMachine, MachineState, Plan
 from vcyclectl.core.provisioning import SpacePolicy, paced_rate, space_policy
 from vcyclectl.core.records import DrainMark, MachineRecord
 from vcyclectl.policy.budget import machine_cost
 from vcyclectl.policy.demandsim import model_readings
+from vcyclectl.policy.simwait import record_waits
 from vcyclectl.policy.simulate import (Demand, Simulation, _Machine, _SpaceSim, listed,
                                        load_demand)
 
@@ -101,15 +101,7 @@ class Plain(Counting):
                 if sum(a.processors for a in ideal if a.machinetype == mt) > \
                         sum(a.processors for a in covered if a.machinetype == mt):
                     waiting.add(self.group(sim.space.name, mt))
-        for community in {self.group(sim.space.name, mt) for mt in sim.space.machinetypes}:
-            key = (sim.space.name, community)
-            if community in waiting:
-                since = self.waiting_since.setdefault(key, now)
-                self.max_wait[community] = max(self.max_wait.get(community, 0.0),
-                                               now - since + self.step)
-            else:
-                self.waiting_since.pop(key, None)
-                self.max_wait.setdefault(community, 0.0)
+        record_waits(self, sim.space, waiting, now)
 
     def row(self, now: float) -> dict[str, Any]:
         from vcyclectl.core.times import iso
@@ -155,14 +147,8 @@ def both(tmp_path: Path, cfg: Config, demand: Demand, start: float, end: float,
     outputs = []
     for kind in (Counting, Plain):
         simulation = kind(cfg, demand, start, end, **options)
-        report = simulation.run()
-        path = tmp_path / f"{kind.__name__}.csv"
-        report.write_csv(path)
-        summary = dict(report.summary(), no_work_spend=simulation.no_work_spend,
-                       no_work_machines=simulation.no_work_machines)
-        for volatile in ("cpu_seconds", "months_per_cpu_second"):
-            summary.pop(volatile)
-        outputs.append((path.read_bytes(), json.dumps(summary, sort_keys=True)))
+        outputs.append(quiet.outputs_of(simulation, simulation.run(),
+                                        tmp_path / f"{kind.__name__}.csv"))
         runs.append(simulation)
     assert outputs[0][0] == outputs[1][0], "the CSV differs from the plain simulation's"
     assert outputs[0][1] == outputs[1][1], "the summary differs from the plain simulation's"
@@ -184,15 +170,7 @@ def test_iris(tmp_path: Path, signals: bool) -> None:
 
 
 def test_two_spaces_under_a_campaign_in_processors(tmp_path: Path) -> None:
-    spaces = {n: quiet._long_jobs(n, 48, i) for i, n in enumerate(["a.example", "b.example"])}
-    start = 1_800_000_000.0
-    cfg = Config(state_dir=Path("/x"), spaces=spaces, communities={
-        "alpha": Community("alpha", ("alpha",), priority=2),
-        "beta": Community("beta", ("beta",), backfill=True)},
-        campaigns=(Campaign(community="alpha", start="2027-01-16", end="2027-01-18",
-                            processors=40),))
-    demand = Demand(windows={"alpha": ((start + DAY, start + 4 * DAY),)},
-                    always=frozenset({"beta"}))
+    cfg, demand, start = quiet.two_spaces_case()
     both(tmp_path, cfg, demand, start, start + 6 * DAY, step_seconds=600.0, seed=9,
          check_latency=True)
 

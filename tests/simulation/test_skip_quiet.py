@@ -21,10 +21,22 @@ import tests.simulation.test_budget_over_time as budgeted
 from vcyclectl import config
 from vcyclectl.clouds.local.options import LocalFlavor, LocalOptions
 from vcyclectl.config import Campaign, Community, Config, Machinetype, Space
+from vcyclectl.policy.simreport import SimReport
 from vcyclectl.policy.simulate import Demand, Simulation, load_demand
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DAY = 86400.0
+
+
+def outputs_of(simulation: Simulation, report: SimReport, path: Path) -> tuple[bytes, str]:
+    """What a run gives its user, to compare byte for byte: the CSV (written to `path`) and
+    the summary with the no-work figures, without the CPU it took."""
+    report.write_csv(path)
+    summary = dict(report.summary(), no_work_spend=simulation.no_work_spend,
+                   no_work_machines=simulation.no_work_machines)
+    for volatile in ("cpu_seconds", "months_per_cpu_second"):
+        summary.pop(volatile)
+    return path.read_bytes(), json.dumps(summary, sort_keys=True)
 
 
 def both_ways(tmp_path: Path, cfg: Config, demand: Demand, start: float, end: float,
@@ -37,13 +49,7 @@ def both_ways(tmp_path: Path, cfg: Config, demand: Demand, start: float, end: fl
         simulation = Simulation(cfg, demand, start, end, skip_quiet=skip,
                                 **options)  # type: ignore[arg-type]
         report = simulation.run()
-        path = tmp_path / f"skip-{skip}.csv"
-        report.write_csv(path)
-        summary = dict(report.summary(), no_work_spend=simulation.no_work_spend,
-                       no_work_machines=simulation.no_work_machines)
-        for volatile in ("cpu_seconds", "months_per_cpu_second"):
-            summary.pop(volatile)
-        outputs.append((path.read_bytes(), json.dumps(summary, sort_keys=True)))
+        outputs.append(outputs_of(simulation, report, tmp_path / f"skip-{skip}.csv"))
         if skip:
             counts = (report.passes, report.planned)
         else:
@@ -112,7 +118,9 @@ def test_long_jobs_without_a_policy(tmp_path: Path) -> None:
     assert planned < passes * 0.5
 
 
-def test_two_spaces_under_a_campaign_in_processors(tmp_path: Path) -> None:
+def two_spaces_case() -> tuple[Config, Demand, float]:
+    """Two spaces under a campaign counted in processors across both, which starts and ends
+    inside the run: (config, demand, start)."""
     spaces = {n: _long_jobs(n, 48, i) for i, n in enumerate(["a.example", "b.example"])}
     start = 1_800_000_000.0
     cfg = Config(state_dir=Path("/x"), spaces=spaces, communities={
@@ -122,6 +130,11 @@ def test_two_spaces_under_a_campaign_in_processors(tmp_path: Path) -> None:
                             processors=40),))
     demand = Demand(windows={"alpha": ((start + DAY, start + 4 * DAY),)},
                     always=frozenset({"beta"}))
+    return cfg, demand, start
+
+
+def test_two_spaces_under_a_campaign_in_processors(tmp_path: Path) -> None:
+    cfg, demand, start = two_spaces_case()
     passes, planned = both_ways(tmp_path, cfg, demand, start, start + 6 * DAY,
                                 step_seconds=600.0, seed=9, check_latency=True)
     assert planned < passes

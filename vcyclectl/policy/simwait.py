@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
+from vcyclectl.config import Space
 from vcyclectl.core.model import Plan
 
-__all__ = ["created", "measure_wait", "proven_machinetypes"]
+__all__ = ["created", "measure_wait", "proven_machinetypes", "record_waits"]
 
 
 class _Simulated(Protocol):
@@ -60,6 +61,12 @@ def measure_wait(simulation: _Simulated, sim: Any, now: float) -> None:
                 covered = created(simulation.what_if(sim, now, leaving, unproven), proven)
                 waiting = {simulation.group(space.name, mt) for mt, n in ideal.items()
                            if n > covered.get(mt, 0)}
+    record_waits(simulation, space, waiting, now)
+
+
+def record_waits(simulation: _Simulated, space: Space, waiting: set[str], now: float) -> None:
+    """Each community of `space`: waiting since when (kept while it waits), and the longest
+    wait so far (0 for one that never waited, so every community is in the report)."""
     for community in {simulation.group(space.name, mt) for mt in space.machinetypes}:
         key = (space.name, community)
         if community in waiting:

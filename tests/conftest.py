@@ -16,6 +16,11 @@ from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The moto fixtures (`endpoint`, `ec2`) every EC2 test module shares; they cost nothing
+# until a test asks for them (tests/clouds/moto_fixtures.py).
+sys.path.insert(0, str(REPO / "tests" / "clouds"))
+pytest_plugins = ["moto_fixtures"]
+
 # Hypothesis profiles. `ci` (chosen when CI=true, as .ci/run has it) is derandomized with no
 # example database: every fresh clone draws the same examples, so CI gives the same answer
 # each time. `dev` (the default elsewhere) explores afresh on every run and remembers what

@@ -22,13 +22,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import ANY, Stubber
 
 from moto_server import (
-    DUMMY_AWS_ENV, dummy_aws_credentials, free_port, moto_server, post, register_image, reset,
+    DUMMY_AWS_ENV, dummy_aws_credentials, free_port, post, register_image,
 )
 from vcyclectl.clouds.contract import TAG_MACHINETYPE, TAG_SPACE, TAG_STATE_ID, CloudContext
 from vcyclectl.clouds.ec2.driver import Ec2Cloud
@@ -46,22 +45,9 @@ REGION = "us-east-1"
 
 # -- fixtures -------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     dummy_aws_credentials(monkeypatch)
-
-
-@pytest.fixture
-def ec2(endpoint: str, aws_env: None) -> Any:
-    """A plain boto3 client on a freshly reset moto, to arrange and to check."""
-    reset(endpoint)
-    return boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
 
 
 @pytest.fixture

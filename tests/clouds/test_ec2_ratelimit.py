@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from moto_server import dummy_aws_credentials, moto_server, register_image, reset
+from moto_server import dummy_aws_credentials, register_image
 from tests.conftest import FakeClock
 from vcyclectl import config as config_module
 from vcyclectl.clouds.ec2 import throttle
@@ -27,28 +27,28 @@ SPACE = "aws.example.org"
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
-def ec2(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    dummy_aws_credentials(monkeypatch)
-    reset(endpoint)
-    client = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
-    register_image(client, "rl-worker")
-    return client
+def ec2_worker(ec2: Any) -> Any:
+    """`ec2` with the image the passes here launch."""
+    register_image(ec2, "rl-worker")
+    return ec2
 
 
-def run_pass(tmp_path: Path, endpoint: str, creates: int, limits: str) -> Any:
+def load(tmp_path: Path, spaces: str) -> tuple[Any, str]:
+    """The config of these spaces (YAML under `spaces:`), and its fresh state directory's id."""
     path = tmp_path / "vcyclectl.yaml"
     path.write_text(f"""\
 state_dir: {tmp_path / 'state'}
 defaults: {{backoff_seconds: 0, fizzle_seconds: 0, min_pass_interval_seconds: 0,
             max_wallclock_seconds: 3600}}
 spaces:
+{spaces}""")
+    cfg = config_module.load(path)
+    return cfg, StateDir(cfg.state_dir).open(create=True)
+
+
+def run_pass(tmp_path: Path, endpoint: str, creates: int, limits: str) -> Any:
+    cfg, state_id = load(tmp_path, f"""\
   {SPACE}:
     cloud: ec2
     processors_limit: {2 * creates}
@@ -60,8 +60,6 @@ spaces:
     machinetypes:
       w: {{target_share: 1}}
 """)
-    cfg = config_module.load(path)
-    state_id = StateDir(cfg.state_dir).open(create=True)
     return reconcile_space(cfg, cfg.spaces[SPACE], state_id, force=True)
 
 
@@ -76,12 +74,12 @@ def run_instances_bucket() -> Any:
 
 
 def test_a_pass_takes_one_token_per_request_and_waits_at_the_configured_rate(
-        tmp_path: Path, endpoint: str, ec2: Any, ratelimit_clock: FakeClock) -> None:
+        tmp_path: Path, endpoint: str, ec2_worker: Any, ratelimit_clock: FakeClock) -> None:
     started = ratelimit_clock.now
     result = run_pass(tmp_path, endpoint, 8, "request_bucket_capacity: {RunInstances: 2}, "
                                              "request_bucket_refill: {RunInstances: 0.5}")
     assert result.outcome == "done", result.summary()
-    assert result.created == 8 == instances(ec2)
+    assert result.created == 8 == instances(ec2_worker)
     bucket = run_instances_bucket()
     assert bucket.granted == 8 and bucket.limit.burst == 2
     # 2 at once, then one every 2 s: the threads slept at least 12 s of bucket time
@@ -94,18 +92,18 @@ def test_a_pass_takes_one_token_per_request_and_waits_at_the_configured_rate(
 
 
 def test_creates_the_rate_cannot_send_before_the_deadline_are_not_started(
-        tmp_path: Path, endpoint: str, ec2: Any) -> None:
+        tmp_path: Path, endpoint: str, ec2_worker: Any) -> None:
     REGISTRY.reset()  # the real clock: the deadline is real, and nothing has to sleep
     result = run_pass(tmp_path, endpoint, 6, "request_bucket_capacity: {RunInstances: 2}, "
                                              "request_bucket_refill: {RunInstances: 0.0001}")
-    assert result.created == 2 and instances(ec2) == 2
+    assert result.created == 2 and instances(ec2_worker) == 2
     assert result.not_started == 4 and result.deadline_passed
     assert result.outcome == "failed" and "not started" in result.reason
     assert run_instances_bucket().granted == 2
 
 
 def test_spaces_of_one_account_reconciled_in_turn_share_its_buckets(
-        tmp_path: Path, endpoint: str, ec2: Any, ratelimit_clock: FakeClock) -> None:
+        tmp_path: Path, endpoint: str, ec2_worker: Any, ratelimit_clock: FakeClock) -> None:
     """Two spaces, same credentials, region and endpoint: one bucket, as EC2 has one."""
     block = (f'{{region: {REGION}, endpoint_url: "{endpoint}", image: rl-worker, '
              "image_owners: [self], instance_types: [m5.large], max_attempts: 1, "
@@ -121,20 +119,12 @@ def test_spaces_of_one_account_reconciled_in_turn_share_its_buckets(
     machinetypes:
       w: {{target_share: 1}}
 """ for name in ("one.example.org", "two.example.org"))
-    path = tmp_path / "vcyclectl.yaml"
-    path.write_text(f"""\
-state_dir: {tmp_path / 'state'}
-defaults: {{backoff_seconds: 0, fizzle_seconds: 0, min_pass_interval_seconds: 0,
-            max_wallclock_seconds: 3600}}
-spaces:
-{spaces}""")
-    cfg = config_module.load(path)
-    state_id = StateDir(cfg.state_dir).open(create=True)
+    cfg, state_id = load(tmp_path, spaces)
     started = ratelimit_clock.now
     for space in cfg.spaces.values():  # one after another, as `vcyclectl reconcile` does
         result = reconcile_space(cfg, space, state_id, force=True)
         assert result.outcome == "done" and result.created == 3, result.summary()
-    assert instances(ec2) == 6
+    assert instances(ec2_worker) == 6
     assert run_instances_bucket().granted == 6  # one bucket for both spaces
     # 2 at once then one each 2 s for the account: 8 s, not 2 x 2 s as per-space buckets
     assert ratelimit_clock.now - started >= (6 - 2) / 0.5

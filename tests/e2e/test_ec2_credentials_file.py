@@ -8,17 +8,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clouds"))
 
 from moto_server import (  # noqa: E402
-    DUMMY_AWS_ENV, REMOVED_AWS_ENV, dummy_aws_credentials, moto_server, register_image, reset,
+    DUMMY_AWS_ENV, REMOVED_AWS_ENV, register_image,
 )
 from tests.conftest import run_process  # noqa: E402
 from tests.e2e.cloudspace import space_config  # noqa: E402
@@ -26,19 +23,6 @@ from tests.e2e.cloudspace import space_config  # noqa: E402
 SPACE = "aws.example.org"
 REGION = "us-east-1"
 KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def ec2(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    dummy_aws_credentials(monkeypatch)
-    reset(endpoint)
-    return boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
 
 
 def bare_env() -> dict[str, str]:

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clouds"))
 
 from moto_server import (  # noqa: E402
-    REMOVED_AWS_ENV, dummy_aws_credentials, moto_server, register_image, reset,
+    REMOVED_AWS_ENV, dummy_aws_credentials, register_image,
 )
 from tests.conftest import run_process  # noqa: E402
 from tests.e2e.cloudspace import space_config, vcyclectl  # noqa: E402
@@ -29,22 +27,10 @@ SPACE = "aws.example.org"
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     dummy_aws_credentials(monkeypatch)
     return {k: v for k, v in os.environ.items() if k not in REMOVED_AWS_ENV}
-
-
-@pytest.fixture
-def ec2(endpoint: str, env: dict[str, str]) -> Any:
-    reset(endpoint)
-    return boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
 
 
 @pytest.fixture

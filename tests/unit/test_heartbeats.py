@@ -17,7 +17,8 @@ from vcyclectl.state.files import write_atomic
 from vcyclectl.state.heartbeats import (FOLDER_TOUCH_SECONDS, touch_folder_if_behind,
                                         write_heartbeat)
 from vcyclectl.state.outputs import cleanup_outputs
-from vcyclectl.state.store import SpaceState, StateDir
+from tests.unit.test_records_cache import space
+from vcyclectl.state.store import SpaceState
 
 NAME = "vcyclectl-s-a-0123456789"
 #: The kernel stamps mtimes from a clock read at tick granularity, a few ms behind
@@ -32,11 +33,7 @@ def age(path: Path, seconds: float) -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> SpaceState:
-    root = StateDir(tmp_path / "state")
-    root.open(create=True)
-    space = root.space("s")
-    space.ensure()
-    return space
+    return space(tmp_path)
 
 
 @pytest.mark.parametrize("as_text", [False, True])  # serve passes a plain string

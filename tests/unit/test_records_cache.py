@@ -6,18 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from vcyclectl.core.model import MachineState
-from vcyclectl.core.records import MachineRecord
+from tests.unit.test_state import rec
 from vcyclectl.feedback.records import RecordsCache
 from vcyclectl.state.store import SpaceState, StateDir
 
 
-def rec(name: str, **kw: object) -> MachineRecord:
-    fields: dict[str, object] = {"space": "s", "machinetype": "a", "processors": 1,
-                                 "state": MachineState.RUNNING, "created_at": 1.0, **kw}
-    return MachineRecord(name=name, **fields)  # type: ignore[arg-type]
-
-
 def space(tmp_path: Path) -> SpaceState:
+    """Space `s` of a fresh state directory under `tmp_path`, its folders made."""
     root = StateDir(tmp_path / "state")
     root.open(create=True)
     store = root.space("s")
